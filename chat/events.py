@@ -1,0 +1,49 @@
+"""Payload shapes of chat's durable events (SPEC §5)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from quantumworks.realtime import iso
+
+
+def chat_message_payload(
+    *,
+    message_id: int,
+    sender_id: int,
+    receiver_id: int | None,
+    room_id: int | None,
+    content: str,
+    client_msg_id: str | None,
+    created_at: datetime,
+) -> dict[str, Any]:
+    payload: dict[str, Any] = {"message_id": message_id, "sender_id": sender_id}
+    if receiver_id is not None:
+        payload["receiver_id"] = receiver_id
+    else:
+        payload["room_id"] = room_id
+    payload.update(
+        {
+            "content": content,
+            "timestamp": iso(created_at),
+            "client_msg_id": client_msg_id,
+        }
+    )
+    return payload
+
+
+def chat_message_recipients(
+    *, sender_id: int, receiver_id: int | None, room_members: Iterable[int]
+) -> list[int]:
+    """The receiver (or every room member) and the sender, for their other tabs."""
+    if receiver_id is not None:
+        return sorted({sender_id, receiver_id})
+    return sorted({sender_id, *room_members})
+
+
+def message_status_payload(
+    *, message_id: int, status: str, by: int, at: datetime
+) -> dict[str, Any]:
+    return {"message_id": message_id, "status": status, "by": by, "timestamp": iso(at)}

@@ -1,0 +1,79 @@
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class Room(models.Model):
+    name = models.CharField(max_length=200)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    members = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, through="RoomMembership", related_name="rooms"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class RoomMembership(models.Model):
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    joined_at = models.DateTimeField(auto_now_add=True)
+    # Everything up to this message id counts as read by this member.
+    last_read_message_id = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["room", "user"], name="room_membership_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} in {self.room_id}"
+
+
+class ChatMessage(models.Model):
+    sender = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="sent_messages"
+    )
+    receiver = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="received_messages",
+    )
+    room = models.ForeignKey(
+        Room, on_delete=models.CASCADE, null=True, blank=True, related_name="messages"
+    )
+    content = models.TextField()
+    # NULL, not "", when absent: the partial unique index must skip it.
+    client_msg_id = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
+    created_at = models.DateTimeField()
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    read_at = models.DateTimeField(null=True, blank=True)
+    is_hidden = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(receiver__isnull=False) & Q(room__isnull=True))
+                | (Q(receiver__isnull=True) & Q(room__isnull=False)),
+                name="chat_message_receiver_xor_room",
+            ),
+            # Idempotent sends: the database, not a read-then-write, decides.
+            models.UniqueConstraint(
+                fields=["sender", "client_msg_id"],
+                condition=Q(client_msg_id__isnull=False),
+                name="chat_message_client_msg_id_unique",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["sender", "receiver", "id"], name="chat_dm_sender_idx"),
+            models.Index(fields=["receiver", "sender", "id"], name="chat_dm_receiver_idx"),
+            models.Index(fields=["room", "id"], name="chat_room_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"message {self.pk} from {self.sender_id}"

@@ -1,0 +1,381 @@
+"""Chat writes: sending (batched), receipts, rooms."""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.contrib.auth import get_user_model
+from django.db import connection, transaction
+from django.utils import timezone
+
+from chat import events
+from chat.models import ChatMessage, Room, RoomMembership
+from quantumworks.protocol import FrameError
+from quantumworks.realtime import DurableEvent, record_events
+
+MAX_CONTENT_CHARS = 10_000
+MAX_CONTENT_BYTES = 10 * 1024
+_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def clean_content(raw: object) -> str:
+    """SPEC §6: control characters but \\n and \\t removed, trimmed, 1–10,000 chars, ≤ 10 KiB."""
+    if not isinstance(raw, str):
+        raise FrameError("invalid_message", "'content' must be a string")
+    content = _CONTROL_CHARS.sub("", raw).strip()
+    if not content:
+        raise FrameError("invalid_message", "'content' is empty")
+    if len(content) > MAX_CONTENT_CHARS or len(content.encode("utf-8")) > MAX_CONTENT_BYTES:
+        raise FrameError("too_large", "'content' exceeds 10,000 characters or 10 KiB")
+    return content
+
+
+@dataclass(frozen=True)
+class SendRequest:
+    sender_id: int
+    content: str  # already cleaned
+    receiver_id: int | None = None
+    room_id: int | None = None
+    client_msg_id: str | None = None
+
+
+@dataclass(frozen=True)
+class SendResult:
+    message_id: int | None = None
+    created_at: datetime | None = None
+    duplicate: bool = False
+    error: str | None = None  # a protocol error code
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+NOT_FOUND = SendResult(error="not_found")
+
+
+def _room_members_locked(room_ids: set[int]) -> dict[int, list[int]]:
+    """Members of each room, with the room rows share-locked until commit.
+
+    Member removal takes the same row FOR UPDATE, so a message either commits
+    before a removal (and reaches the removed member) or after it (and does not).
+    """
+    if not room_ids:
+        return {}
+    locked = Room.objects.filter(id__in=room_ids).order_by("id")
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT id FROM {Room._meta.db_table} WHERE id = ANY(%s) ORDER BY id FOR SHARE",
+                [sorted(room_ids)],
+            )
+            existing = [row[0] for row in cursor.fetchall()]
+    else:
+        existing = list(locked.values_list("id", flat=True))
+    members: dict[int, list[int]] = {room_id: [] for room_id in existing}
+    for room_id, user_id in RoomMembership.objects.filter(room_id__in=existing).values_list(
+        "room_id", "user_id"
+    ):
+        members[room_id].append(user_id)
+    return members
+
+
+def _insert_messages(rows: list[tuple], now: datetime) -> list[tuple[int, int, str | None]]:
+    """INSERT … ON CONFLICT DO NOTHING RETURNING: the unique index settles resends."""
+    table = ChatMessage._meta.db_table
+    placeholders = ", ".join(["(%s, %s, %s, %s, %s, %s, false)"] * len(rows))
+    params: list[object] = []
+    for sender_id, receiver_id, room_id, content, client_msg_id in rows:
+        params += [sender_id, receiver_id, room_id, content, client_msg_id, now]
+    sql = (
+        f"INSERT INTO {table} (sender_id, receiver_id, room_id, content, client_msg_id, "
+        f"created_at, is_hidden) VALUES {placeholders} "
+        f"ON CONFLICT (sender_id, client_msg_id) WHERE client_msg_id IS NOT NULL DO NOTHING "
+        f"RETURNING id, sender_id, client_msg_id"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+def messages_send_batch(requests: Sequence[SendRequest]) -> list[SendResult]:
+    """Store and deliver many chat messages in one transaction.
+
+    The per-process writer (chat.writer) groups concurrent sends into one call,
+    so the cost of a transaction, the seq upsert and the event insert is shared
+    by every message in the batch. Results come back in request order.
+    """
+    results: list[SendResult | None] = [None] * len(requests)
+    now = timezone.now()
+    with transaction.atomic():
+        receiver_ids = {r.receiver_id for r in requests if r.receiver_id is not None}
+        active_receivers = set(
+            get_user_model()
+            .objects.filter(id__in=receiver_ids, is_active=True)
+            .values_list("id", flat=True)
+        )
+        room_members = _room_members_locked({r.room_id for r in requests if r.room_id is not None})
+
+        accepted: list[int] = []
+        for index, request in enumerate(requests):
+            if request.receiver_id is not None:
+                allowed = request.receiver_id in active_receivers
+            else:
+                allowed = request.sender_id in room_members.get(request.room_id, ())
+            if allowed:
+                accepted.append(index)
+            else:
+                results[index] = NOT_FOUND
+        if not accepted:
+            return results  # type: ignore[return-value]
+
+        inserted = _insert_messages(
+            [
+                (r.sender_id, r.receiver_id, r.room_id, r.content, r.client_msg_id)
+                for r in (requests[i] for i in accepted)
+            ],
+            now,
+        )
+        # Map returned ids back to requests: by (sender, client_msg_id) where
+        # given; rows without one cannot conflict and come back in input order.
+        by_key = {(sender, cmid): mid for mid, sender, cmid in inserted if cmid is not None}
+        anonymous = iter(mid for mid, _sender, cmid in inserted if cmid is None)
+        new_messages: list[tuple[int, SendRequest]] = []
+        duplicates: list[int] = []
+        for index in accepted:
+            request = requests[index]
+            if request.client_msg_id is None:
+                message_id = next(anonymous)
+            else:
+                message_id = by_key.pop((request.sender_id, request.client_msg_id), None)
+            if message_id is None:
+                duplicates.append(index)
+            else:
+                new_messages.append((message_id, request))
+                results[index] = SendResult(message_id=message_id, created_at=now)
+
+        if duplicates:
+            originals = {
+                (sender, cmid): (mid, created)
+                for mid, sender, cmid, created in ChatMessage.objects.filter(
+                    sender_id__in={requests[i].sender_id for i in duplicates},
+                    client_msg_id__in={requests[i].client_msg_id for i in duplicates},
+                ).values_list("id", "sender_id", "client_msg_id", "created_at")
+            }
+            for index in duplicates:
+                request = requests[index]
+                found = originals.get((request.sender_id, request.client_msg_id))
+                results[index] = (
+                    SendResult(message_id=found[0], created_at=found[1], duplicate=True)
+                    if found
+                    else SendResult(error="server_error")
+                )
+
+        record_events(
+            DurableEvent(
+                type="chat_message",
+                payload=events.chat_message_payload(
+                    message_id=message_id,
+                    sender_id=request.sender_id,
+                    receiver_id=request.receiver_id,
+                    room_id=request.room_id,
+                    content=request.content,
+                    client_msg_id=request.client_msg_id,
+                    created_at=now,
+                ),
+                user_ids=events.chat_message_recipients(
+                    sender_id=request.sender_id,
+                    receiver_id=request.receiver_id,
+                    room_members=room_members.get(request.room_id, ()),
+                ),
+            )
+            for message_id, request in new_messages
+        )
+    return results  # type: ignore[return-value]
+
+
+def message_send(
+    *,
+    sender_id: int,
+    content: object,
+    receiver_id: int | None = None,
+    room_id: int | None = None,
+    client_msg_id: str | None = None,
+) -> SendResult:
+    """Send one message (REST, admin, shell): the same rules as the socket."""
+    request = SendRequest(
+        sender_id=sender_id,
+        content=clean_content(content),
+        receiver_id=receiver_id,
+        room_id=room_id,
+        client_msg_id=client_msg_id,
+    )
+    return messages_send_batch([request])[0]
+
+
+# --- receipts -------------------------------------------------------------------
+def _visible_message_for(user_id: int, message_id: int) -> ChatMessage | None:
+    """A message the user received (1:1) or that was posted in a room they belong to."""
+    message = (
+        ChatMessage.objects.filter(id=message_id, is_hidden=False)
+        .only("id", "sender_id", "receiver_id", "room_id", "delivered_at", "read_at")
+        .first()
+    )
+    if message is None or message.sender_id == user_id:
+        return None
+    if message.receiver_id is not None:
+        return message if message.receiver_id == user_id else None
+    is_member = RoomMembership.objects.filter(room_id=message.room_id, user_id=user_id).exists()
+    return message if is_member else None
+
+
+def message_mark_delivered(*, user_id: int, message_id: int) -> bool:
+    """`message_received`: sets delivered_at once; the sender hears `delivered`.
+
+    Returns False when the message is not one the user received (→ not_found).
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        message = _visible_message_for(user_id, message_id)
+        if message is None:
+            return False
+        if message.receiver_id is not None:
+            updated = ChatMessage.objects.filter(id=message_id, delivered_at__isnull=True).update(
+                delivered_at=now
+            )
+            if not updated:
+                return True  # already delivered: nothing new to tell
+        record_events(
+            [
+                DurableEvent(
+                    type="message_status",
+                    payload=events.message_status_payload(
+                        message_id=message_id, status="delivered", by=user_id, at=now
+                    ),
+                    user_ids=[message.sender_id],
+                )
+            ]
+        )
+    return True
+
+
+def message_mark_read(*, user_id: int, message_id: int) -> bool:
+    """`read_receipt`: the message and every earlier one of the conversation are read."""
+    now = timezone.now()
+    with transaction.atomic():
+        message = _visible_message_for(user_id, message_id)
+        if message is None:
+            return False
+        if message.receiver_id is not None:
+            newly_read = list(
+                ChatMessage.objects.filter(
+                    sender_id=message.sender_id,
+                    receiver_id=user_id,
+                    id__lte=message_id,
+                    read_at__isnull=True,
+                ).values_list("id", flat=True)
+            )
+            if not newly_read:
+                return True
+            ChatMessage.objects.filter(id__in=newly_read).update(read_at=now)
+            ChatMessage.objects.filter(id__in=newly_read, delivered_at__isnull=True).update(
+                delivered_at=now
+            )
+            latest_by_sender = {message.sender_id: max(newly_read)}
+        else:
+            membership = RoomMembership.objects.select_for_update().get(
+                room_id=message.room_id, user_id=user_id
+            )
+            previous = membership.last_read_message_id
+            if message_id <= previous:
+                return True
+            membership.last_read_message_id = message_id
+            membership.save(update_fields=["last_read_message_id"])
+            latest_by_sender = defaultdict(int)
+            for sender_id, mid in (
+                ChatMessage.objects.filter(
+                    room_id=message.room_id,
+                    id__gt=previous,
+                    id__lte=message_id,
+                    is_hidden=False,
+                )
+                .exclude(sender_id=user_id)
+                .values_list("sender_id", "id")
+            ):
+                latest_by_sender[sender_id] = max(latest_by_sender[sender_id], mid)
+        record_events(
+            DurableEvent(
+                type="message_status",
+                payload=events.message_status_payload(
+                    message_id=latest_id, status="read", by=user_id, at=now
+                ),
+                user_ids=[sender_id],
+            )
+            for sender_id, latest_id in latest_by_sender.items()
+        )
+    return True
+
+
+# --- rooms ------------------------------------------------------------------------
+def room_create(*, creator_id: int, name: str, member_ids: Sequence[int] = ()) -> Room:
+    with transaction.atomic():
+        room = Room.objects.create(name=name, created_by_id=creator_id)
+        user_ids = {creator_id, *member_ids}
+        active = get_user_model().objects.filter(id__in=user_ids, is_active=True)
+        RoomMembership.objects.bulk_create(
+            [
+                RoomMembership(room=room, user_id=user_id)
+                for user_id in active.values_list("id", flat=True)
+            ]
+        )
+    return room
+
+
+def room_add_member(*, room: Room, user_id: int) -> bool:
+    with transaction.atomic():
+        Room.objects.select_for_update().filter(id=room.id).first()
+        _, created = RoomMembership.objects.get_or_create(room=room, user_id=user_id)
+    return created
+
+
+def room_remove_member(*, room: Room, user_id: int) -> bool:
+    """Removal locks the room row, ordering it against in-flight sends to the room."""
+    with transaction.atomic():
+        Room.objects.select_for_update().filter(id=room.id).first()
+        deleted, _ = RoomMembership.objects.filter(room=room, user_id=user_id).delete()
+    return bool(deleted)
+
+
+def messages_hide(*, message_ids: Sequence[int]) -> int:
+    """Moderation: hide messages and tell both sides (durable `message_deleted`)."""
+    with transaction.atomic():
+        messages = list(
+            ChatMessage.objects.select_for_update()
+            .filter(id__in=message_ids, is_hidden=False)
+            .values_list("id", "sender_id", "receiver_id", "room_id")
+        )
+        if not messages:
+            return 0
+        ChatMessage.objects.filter(id__in=[m[0] for m in messages]).update(is_hidden=True)
+        room_members: dict[int, list[int]] = defaultdict(list)
+        for room_id, user_id in RoomMembership.objects.filter(
+            room_id__in={m[3] for m in messages if m[3]}
+        ).values_list("room_id", "user_id"):
+            room_members[room_id].append(user_id)
+        record_events(
+            DurableEvent(
+                type="message_deleted",
+                payload={"message_id": message_id},
+                user_ids=events.chat_message_recipients(
+                    sender_id=sender_id,
+                    receiver_id=receiver_id,
+                    room_members=room_members.get(room_id, ()),
+                ),
+            )
+            for message_id, sender_id, receiver_id, room_id in messages
+        )
+    return len(messages)

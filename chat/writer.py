@@ -1,0 +1,84 @@
+"""The per-process chat writer: concurrent sends share one transaction.
+
+Each server process has one event loop; sends from all of its sockets queue
+here. While a batch is being written the next one gathers, so under load one
+transaction (one seq upsert, one event insert) carries many messages, and when
+idle a message is written at once. A connection awaits its own result before
+reading its next frame, so one connection's messages are stored in the order
+it sent them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from django.conf import settings
+
+from chat.services import SendRequest, SendResult, messages_send_batch
+from quantumworks.db import run_db
+
+logger = logging.getLogger(__name__)
+
+SERVER_ERROR = SendResult(error="server_error")
+
+
+class MessageWriter:
+    def __init__(self, *, max_batch: int = 200, concurrency: int = 2) -> None:
+        self.max_batch = max_batch
+        self.concurrency = concurrency
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.pending: list[tuple[SendRequest, asyncio.Future[SendResult]]] = []
+        self.in_flight = 0
+        self.tasks: set[asyncio.Task] = set()
+
+    async def submit(self, request: SendRequest) -> SendResult:
+        loop = asyncio.get_running_loop()
+        if self.loop is not loop:  # a new loop (tests make one per test)
+            self.loop, self.pending, self.in_flight = loop, [], 0
+        future: asyncio.Future[SendResult] = loop.create_future()
+        self.pending.append((request, future))
+        if self.in_flight < self.concurrency:
+            self.in_flight += 1
+            task = loop.create_task(self._drain())
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+        return await future
+
+    async def _drain(self) -> None:
+        try:
+            while self.pending:
+                batch, self.pending = (
+                    self.pending[: self.max_batch],
+                    self.pending[self.max_batch :],
+                )
+                results = await self._write(batch)
+                for (_, future), result in zip(batch, results, strict=True):
+                    if not future.done():
+                        future.set_result(result)
+        finally:
+            self.in_flight -= 1
+
+    async def _write(self, batch) -> list[SendResult]:
+        requests = [request for request, _ in batch]
+        try:
+            return await run_db(messages_send_batch)(requests)
+        except Exception:
+            if len(requests) == 1:
+                logger.exception("chat send failed")
+                return [SERVER_ERROR]
+        # One bad request must not fail the others: retry them one by one.
+        results = []
+        for request in requests:
+            try:
+                results.append((await run_db(messages_send_batch)([request]))[0])
+            except Exception:
+                logger.exception("chat send failed")
+                results.append(SERVER_ERROR)
+        return results
+
+
+writer = MessageWriter(
+    max_batch=getattr(settings, "QW_WRITER_MAX_BATCH", 200),
+    concurrency=getattr(settings, "QW_WRITER_CONCURRENCY", 2),
+)

@@ -1,0 +1,161 @@
+"""Shared fixtures: users, tokens, socket clients on the real Redis layer."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import connections
+from rest_framework.test import APIClient
+from rest_framework_simplejwt.tokens import AccessToken
+
+from quantumworks.asgi import application
+from quantumworks.db import close_db_thread_connections
+
+PASSWORD = "correct-horse-battery"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _close_db_threads_before_test_db_teardown(django_db_setup):
+    yield
+    close_db_thread_connections()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _flush_redis_after_session():
+    yield
+    if settings.REDIS_URL:
+        import redis
+
+        client = redis.Redis.from_url(settings.REDIS_URL)
+        keys = list(client.scan_iter(f"{settings.QW_CHANNEL_PREFIX}*", count=1000))
+        if keys:
+            client.delete(*keys)
+        client.close()
+
+
+@pytest.fixture
+def make_user(django_db_blocker):
+    counter = {"n": 0}
+
+    def make(username: str | None = None, *, is_active: bool = True, is_staff: bool = False):
+        counter["n"] += 1
+        return get_user_model().objects.create_user(
+            username=username or f"user{counter['n']}",
+            email=f"{username or counter['n']}@example.com",
+            password=PASSWORD,
+            is_active=is_active,
+            is_staff=is_staff,
+        )
+
+    return make
+
+
+@pytest.fixture
+def amake_user(make_user):
+    return sync_to_async(make_user)
+
+
+def token_for(user) -> str:
+    return str(AccessToken.for_user(user))
+
+
+@pytest.fixture
+def api_client():
+    return APIClient()
+
+
+def authed_client(user) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token_for(user)}")
+    return client
+
+
+class Socket:
+    """A WebsocketCommunicator speaking JSON frames, with helpers for tests."""
+
+    def __init__(self, communicator: WebsocketCommunicator) -> None:
+        self.communicator = communicator
+
+    async def send(self, frame: dict | str) -> None:
+        text = frame if isinstance(frame, str) else json.dumps(frame)
+        await self.communicator.send_input({"type": "websocket.receive", "text": text})
+
+    async def receive(self, timeout: float = 3) -> dict:
+        output = await self.communicator.receive_output(timeout)
+        if output["type"] == "websocket.close":
+            raise AssertionError(f"socket closed with {output.get('code')}")
+        return json.loads(output["text"])
+
+    async def receive_type(self, frame_type: str, timeout: float = 3) -> dict:
+        """The next frame of a type, skipping heartbeats and presence noise."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            frame = await self.receive(max(deadline - loop.time(), 0.01))
+            if frame["type"] == frame_type:
+                return frame
+            if frame["type"] not in {"heartbeat", "presence"}:
+                raise AssertionError(f"expected {frame_type}, got {frame}")
+
+    async def assert_nothing(self, timeout: float = 0.3) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while loop.time() < deadline:
+            if await self.communicator.receive_nothing(deadline - loop.time()):
+                return
+            output = await self.communicator.receive_output(0.1)
+            frame = json.loads(output["text"]) if "text" in output else output
+            if frame.get("type") not in {"heartbeat", "presence"}:
+                raise AssertionError(f"expected nothing, got {frame}")
+
+    async def close_code(self, timeout: float = 3) -> int:
+        while True:
+            output = await self.communicator.receive_output(timeout)
+            if output["type"] == "websocket.close":
+                return output.get("code", 1000)
+
+
+@pytest.fixture
+async def open_socket() -> AsyncIterator:
+    """Open sockets on the real ASGI application; all are disconnected at teardown."""
+    communicators: list[WebsocketCommunicator] = []
+
+    async def connect(
+        *,
+        token: str | None = None,
+        query: str = "",
+        subprotocols: list[str] | None = None,
+        headers: list[tuple[bytes, bytes]] | None = None,
+        expect_auth: bool = True,
+    ) -> Socket:
+        params = []
+        if token is not None:
+            params.append(f"token={token}")
+        if query:
+            params.append(query)
+        path = "/ws/" + ("?" + "&".join(params) if params else "")
+        communicator = WebsocketCommunicator(
+            application, path, headers=headers or [], subprotocols=subprotocols
+        )
+        communicators.append(communicator)
+        connected, _ = await communicator.connect(timeout=5)
+        assert connected
+        socket = Socket(communicator)
+        socket.subprotocol = _
+        if expect_auth:
+            socket.hello = await socket.receive_type("authenticated")
+        return socket
+
+    yield connect
+    for communicator in communicators:
+        with contextlib.suppress(Exception):
+            await communicator.disconnect(timeout=2)
+    await sync_to_async(connections.close_all)()

@@ -1,0 +1,109 @@
+"""Cross-app REST endpoints: the current user, the durable inbox, health."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import connection
+from django.http import HttpResponse, JsonResponse
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from rest_framework import serializers
+from rest_framework.decorators import api_view
+from rest_framework.generics import ListAPIView
+from rest_framework.pagination import CursorPagination
+from rest_framework.response import Response
+
+from quantumworks.models import Event
+
+
+class MeSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    username = serializers.CharField()
+    email = serializers.EmailField()
+    is_staff = serializers.BooleanField()
+
+
+@extend_schema(responses=MeSerializer)
+@api_view(["GET"])
+def me(request):
+    return Response(MeSerializer(request.user).data)
+
+
+class EventSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Event
+        fields = ["seq", "type", "payload", "created_at"]
+
+
+class SeqPagination(CursorPagination):
+    # Ordered by the (user, seq) unique key: pages stay stable while events arrive.
+    ordering = "seq"
+    page_size = 200
+    page_size_query_param = "page_size"
+    max_page_size = 1000
+
+
+class EventList(ListAPIView):
+    """The durable inbox after `after_seq`, oldest first."""
+
+    serializer_class = EventSerializer
+    pagination_class = SeqPagination
+
+    @extend_schema(parameters=[OpenApiParameter("after_seq", int, description="only seq > N")])
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self):
+        queryset = Event.objects.filter(user=self.request.user)
+        after = self.request.query_params.get("after_seq")
+        if after is not None:
+            try:
+                queryset = queryset.filter(seq__gt=int(after))
+            except ValueError:
+                raise serializers.ValidationError({"after_seq": ["must be an integer"]}) from None
+        return queryset
+
+
+def healthz(request):
+    return JsonResponse({"status": "ok"})
+
+
+def _database_ok() -> bool:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        return True
+    except Exception:  # noqa: BLE001 - any failure means not ready
+        return False
+
+
+def _redis_ok() -> bool:
+    if not settings.REDIS_URL:
+        return True
+    import redis
+
+    try:
+        client = redis.Redis.from_url(
+            settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2
+        )
+        try:
+            return bool(client.ping())
+        finally:
+            client.close()
+    except Exception:  # noqa: BLE001 - any failure means not ready
+        return False
+
+
+def readyz(request):
+    checks = {"database": _database_ok(), "redis": _redis_ok()}
+    failed = [name for name, ok in checks.items() if not ok]
+    body = {
+        "status": "ok" if not failed else "unavailable",
+        "checks": checks,
+        "failed": failed,
+    }
+    return JsonResponse(body, status=200 if not failed else 503)
+
+
+def metrics_view(request):
+    return HttpResponse(generate_latest(), content_type=CONTENT_TYPE_LATEST)

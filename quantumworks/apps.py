@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class QuantumworksConfig(AppConfig):
+    name = "quantumworks"
+    verbose_name = "Realtime inbox"

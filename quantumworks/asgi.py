@@ -1,0 +1,20 @@
+"""ASGI entry point: HTTP goes to Django, WebSocket to the realtime consumer."""
+
+import os
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "quantumworks.settings")
+django_asgi_app = get_asgi_application()
+
+from channels.routing import ProtocolTypeRouter, URLRouter
+
+from quantumworks.auth import JWTAuthMiddleware, OriginGuard
+from quantumworks.routing import websocket_urlpatterns
+
+application = ProtocolTypeRouter(
+    {
+        "http": django_asgi_app,
+        "websocket": OriginGuard(JWTAuthMiddleware(URLRouter(websocket_urlpatterns))),
+    }
+)

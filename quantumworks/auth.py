@@ -1,0 +1,132 @@
+"""Socket authentication: the JWT middleware and the Origin guard (SPEC §5)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from urllib.parse import parse_qs, urlsplit
+
+from channels.security.websocket import WebsocketDenier
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from rest_framework_simplejwt.exceptions import ExpiredTokenError, TokenError
+from rest_framework_simplejwt.settings import api_settings
+from rest_framework_simplejwt.tokens import AccessToken
+
+from quantumworks.db import run_db
+
+logger = logging.getLogger("quantumworks.auth")
+
+
+@dataclass(frozen=True)
+class SocketAuth:
+    """What the middleware learned about a socket's token; the consumer acts on it."""
+
+    user_id: int | None = None
+    is_staff: bool = False
+    expires_at: float | None = None  # unix time of the access token's `exp`
+    close_code: int | None = None
+    close_reason: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.close_code is None
+
+
+INVALID_TOKEN = SocketAuth(close_code=4001, close_reason="invalid_token")
+TOKEN_EXPIRED = SocketAuth(close_code=4002, close_reason="token_expired")
+USER_INACTIVE = SocketAuth(close_code=4003, close_reason="user_inactive")
+
+
+def _active_user(user_id: object) -> tuple[int, bool] | None:
+    row = (
+        get_user_model()
+        .objects.filter(pk=user_id, is_active=True)
+        .values_list("pk", "is_staff")
+        .first()
+    )
+    return row
+
+
+async def authenticate_access_token(raw: str | None) -> SocketAuth:
+    """Validate an access token (signature, exp, type) and look its user up."""
+    if not raw:
+        return INVALID_TOKEN
+    try:
+        token = AccessToken(raw)
+    except ExpiredTokenError:
+        return TOKEN_EXPIRED
+    except TokenError:  # malformed, bad signature, a refresh token
+        return INVALID_TOKEN
+    user_id = token.get(api_settings.USER_ID_CLAIM)
+    if user_id is None:
+        return INVALID_TOKEN
+    row = await run_db(_active_user)(user_id)
+    if row is None:
+        return USER_INACTIVE
+    return SocketAuth(user_id=row[0], is_staff=row[1], expires_at=float(token["exp"]))
+
+
+def token_from_scope(scope: dict) -> tuple[str | None, bool]:
+    """The token and whether it came as the `bearer, <token>` subprotocol pair."""
+    subprotocols = list(scope.get("subprotocols") or [])
+    if "bearer" in subprotocols:
+        index = subprotocols.index("bearer")
+        if index + 1 < len(subprotocols):
+            return subprotocols[index + 1], True
+        return None, True
+    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+    values = query.get("token")
+    return (values[0] if values else None), False
+
+
+class JWTAuthMiddleware:
+    """Puts a `SocketAuth` in `scope["auth"]`; never closes the socket itself.
+
+    The consumer accepts and then closes with 4001/4002/4003 so that browsers
+    see the code (a refused handshake only shows 1006).
+    """
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+
+    async def __call__(self, scope, receive, send):
+        scope = dict(scope)
+        raw, via_subprotocol = token_from_scope(scope)
+        scope["auth"] = await authenticate_access_token(raw)
+        scope["accept_subprotocol"] = "bearer" if via_subprotocol else None
+        return await self.inner(scope, receive, send)
+
+
+def _header(scope: dict, name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
+def origin_allowed(origin: str | None, host: str | None) -> bool:
+    """No Origin (a native client) passes; a browser Origin must be ours or listed."""
+    if origin is None:
+        return True
+    allowed = settings.QW_ALLOWED_ORIGINS
+    if "*" in allowed or origin in allowed:
+        return True
+    parsed = urlsplit(origin)
+    return bool(host) and parsed.netloc.lower() == host.lower()
+
+
+class OriginGuard:
+    """Refuses the handshake (HTTP 403) for a foreign browser Origin (CSWSH)."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "websocket":
+            origin = _header(scope, b"origin")
+            host = _header(scope, b"host")
+            if not origin_allowed(origin, host):
+                logger.warning("websocket refused: origin %s not allowed for host %s", origin, host)
+                return await WebsocketDenier()(scope, receive, send)
+        return await self.inner(scope, receive, send)

@@ -1,0 +1,265 @@
+"""The one WebSocket consumer (SPEC §5).
+
+It parses frames, hands each to its handler, and relays layer messages to the
+socket. Durable events carry a per-user seq; the consumer keeps the last seq
+it sent so that replay, live delivery and gap repair never send a gap, a
+duplicate or a reordering. Layer messages are dispatched one at a time, so a
+replay running inside a handler holds live events back until it has finished.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+from urllib.parse import parse_qs
+
+import orjson
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+from django.utils import timezone
+
+from quantumworks import metrics, presence
+from quantumworks.auth import SocketAuth
+from quantumworks.db import run_db
+from quantumworks.protocol import FrameError
+from quantumworks.realtime import BROADCAST_GROUP, dumps, iso, publisher, user_group
+from quantumworks.selectors import events_after, inbox_last_seq
+
+logger = logging.getLogger("quantumworks.ws")
+
+
+def _frame_handlers() -> dict[str, Any]:
+    from chat.handlers import HANDLERS as chat_handlers
+    from quantumworks.session_handlers import HANDLERS as session_handlers
+    from quantumworks.subscriptions import HANDLERS as subscription_handlers
+
+    return {**session_handlers, **chat_handlers, **subscription_handlers}
+
+
+# The open sockets of this process, for the SIGTERM close (4012).
+LIVE_CONSUMERS: set[RealtimeConsumer] = set()
+
+
+async def close_all_for_restart() -> None:
+    await asyncio.gather(
+        *(consumer.close_with(4012, "service_restart") for consumer in list(LIVE_CONSUMERS)),
+        return_exceptions=True,
+    )
+
+
+class RealtimeConsumer(AsyncWebsocketConsumer):
+    frame_handlers: dict[str, Any] | None = None
+
+    async def connect(self) -> None:
+        publisher.bind_loop(asyncio.get_running_loop())
+        self.user_id: int | None = None
+        self.last_sent_seq = 0
+        self.close_code_sent: int | None = None
+        self.subscriptions: set[str] = set()
+        self.background: list[asyncio.Task] = []
+        self.expiry_handle: asyncio.TimerHandle | None = None
+        self.connected_at = time.monotonic()
+        auth: SocketAuth = self.scope["auth"]
+        await self.accept(self.scope.get("accept_subprotocol"))
+        if not auth.ok:
+            logger.info("ws refused code=%s", auth.close_code)
+            await self.close_with(auth.close_code, auth.close_reason)
+            return
+        self.user_id = auth.user_id
+        self.is_staff = auth.is_staff
+        metrics.OPEN_CONNECTIONS.inc()
+        LIVE_CONSUMERS.add(self)
+        # Join before reading last_seq: an event committed after the read is
+        # then certain to arrive live.
+        await self.channel_layer.group_add(user_group(self.user_id), self.channel_name)
+        await self.channel_layer.group_add(BROADCAST_GROUP, self.channel_name)
+        current_seq = await run_db(inbox_last_seq)(self.user_id)
+        self.last_sent_seq = current_seq
+        await self.send_frame(
+            {
+                "type": "authenticated",
+                "user_id": self.user_id,
+                "last_seq": current_seq,
+                "heartbeat_interval": settings.QW_HEARTBEAT_SECONDS,
+                "timestamp": iso(timezone.now()),
+            }
+        )
+        self.schedule_expiry(auth.expires_at)
+        self.background.append(asyncio.create_task(self.heartbeat_loop()))
+        await presence.connection_opened(self)
+        logger.info("ws connect user=%s", self.user_id)
+        last_seq = self.query_last_seq()
+        if last_seq is not None:
+            await self.replay(last_seq)
+
+    def query_last_seq(self) -> int | None:
+        query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
+        values = query.get("last_seq")
+        if not values:
+            return None
+        try:
+            return max(int(values[0]), 0)
+        except ValueError:
+            return None
+
+    async def disconnect(self, code: int) -> None:
+        for task in getattr(self, "background", []):
+            task.cancel()
+        if getattr(self, "expiry_handle", None) is not None:
+            self.expiry_handle.cancel()
+        if getattr(self, "user_id", None) is None:
+            return
+        metrics.OPEN_CONNECTIONS.dec()
+        LIVE_CONSUMERS.discard(self)
+        groups = [user_group(self.user_id), BROADCAST_GROUP, *self.subscriptions]
+        for group in groups:
+            await self.channel_layer.group_discard(group, self.channel_name)
+        await presence.connection_closed(self)
+        logger.info(
+            "ws disconnect user=%s code=%s seconds=%.1f",
+            self.user_id,
+            self.close_code_sent or code,
+            time.monotonic() - self.connected_at,
+        )
+
+    async def close_with(self, code: int, reason: str) -> None:
+        self.close_code_sent = code
+        await self.close(code=code, reason=reason)
+
+    # --- client → server --------------------------------------------------
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if self.user_id is None:
+            return
+        frame_type = "invalid"
+        try:
+            if text_data is None:
+                raise FrameError("invalid_json", "frames must be JSON text")
+            if len(text_data) > settings.QW_MAX_FRAME_BYTES:
+                raise FrameError("too_large", "frame exceeds 64 KiB")
+            try:
+                frame = orjson.loads(text_data)
+            except orjson.JSONDecodeError:
+                raise FrameError("invalid_json", "frame is not valid JSON") from None
+            if not isinstance(frame, dict):
+                raise FrameError("invalid_message", "frame must be a JSON object")
+            frame_type = frame.get("type")
+            if not isinstance(frame_type, str):
+                frame_type = "invalid"
+                raise FrameError("invalid_message", "'type' must be a string")
+            handlers = self.frame_handlers or _frame_handlers()
+            RealtimeConsumer.frame_handlers = handlers
+            handler = handlers.get(frame_type)
+            if handler is None:
+                frame_type = "unknown"
+                raise FrameError("unknown_type", "unknown frame type")
+            metrics.FRAMES_IN.labels(frame_type).inc()
+            await handler(self, frame)
+        except FrameError as error:
+            if error.code == "rate_limited":
+                metrics.RATE_LIMITED.labels(frame_type).inc()
+            await self.send_frame(error.as_frame())
+        except Exception:
+            logger.exception("frame %s from user %s failed", frame_type, self.user_id)
+            await self.send_frame(
+                FrameError("server_error", "the server could not process this frame").as_frame()
+            )
+
+    # --- server → client ------------------------------------------------------
+    async def send_frame(self, frame: dict[str, Any]) -> None:
+        metrics.FRAMES_OUT.labels(frame["type"]).inc()
+        await self.send(text_data=dumps(frame))
+
+    async def send_event_text(self, seq: int, text: str) -> None:
+        await self.send(text_data=text)
+        self.last_sent_seq = seq
+
+    async def replay(self, after_seq: int) -> None:
+        """Send every event with seq > after_seq in bounded batches, then `resumed`."""
+        batch = settings.QW_REPLAY_BATCH
+        current = await run_db(inbox_last_seq)(self.user_id)
+        cursor = after_seq
+        count = 0
+        first = True
+        while True:
+            rows = await run_db(events_after)(self.user_id, cursor, limit=batch)
+            if first:
+                first = False
+                missing = (rows and rows[0][0] != after_seq + 1) or (
+                    not rows and current > after_seq
+                )
+                if missing or after_seq > current:
+                    # Older than retention (or from another database): refetch over REST.
+                    self.last_sent_seq = max(self.last_sent_seq, current)
+                    await self.send_frame({"type": "resync_required"})
+                    return
+            for seq, event_type, payload in rows:
+                await self.send(text_data=dumps({"type": event_type, "seq": seq, **payload}))
+                count += 1
+                cursor = seq
+            metrics.FRAMES_OUT.labels("replay").inc(len(rows))
+            if len(rows) < batch:
+                break
+        self.last_sent_seq = cursor
+        await self.send_frame({"type": "resumed", "last_seq": cursor, "count": count})
+
+    async def repair_gap(self, upto_seq: int) -> None:
+        """A live event skipped seqs (a dropped layer message): read the missing ones."""
+        while self.last_sent_seq < upto_seq:
+            rows = await run_db(events_after)(
+                self.user_id,
+                self.last_sent_seq,
+                limit=settings.QW_REPLAY_BATCH,
+                upto_seq=upto_seq,
+            )
+            if not rows:
+                logger.error(
+                    "gap repair for user %s found nothing after seq %s",
+                    self.user_id,
+                    self.last_sent_seq,
+                )
+                return
+            for seq, event_type, payload in rows:
+                await self.send_event_text(seq, dumps({"type": event_type, "seq": seq, **payload}))
+
+    # --- layer messages ---------------------------------------------------------
+    async def inbox_events(self, message: dict[str, Any]) -> None:
+        for seq, text in message["events"]:
+            if seq <= self.last_sent_seq:
+                continue  # already sent by a replay or a repair
+            if seq > self.last_sent_seq + 1:
+                await self.repair_gap(seq - 1)
+            await self.send_event_text(seq, text)
+            metrics.FRAMES_OUT.labels("event").inc()
+
+    async def ephemeral_frame(self, message: dict[str, Any]) -> None:
+        if message.get("exclude_user") == self.user_id:
+            return
+        await self.send(text_data=message["text"])
+
+    async def session_close(self, message: dict[str, Any]) -> None:
+        """Another part of the system ended this user's sessions (deactivation, logout)."""
+        await self.close_with(message["code"], message["reason"])
+
+    # --- timers -----------------------------------------------------------------
+    def schedule_expiry(self, expires_at: float | None) -> None:
+        if self.expiry_handle is not None:
+            self.expiry_handle.cancel()
+        if expires_at is None:
+            return
+        delay = max(expires_at - time.time(), 0)
+        loop = asyncio.get_running_loop()
+        self.expiry_handle = loop.call_later(
+            delay,
+            lambda: self.background.append(
+                asyncio.create_task(self.close_with(4002, "token_expired"))
+            ),
+        )
+
+    async def heartbeat_loop(self) -> None:
+        interval = settings.QW_HEARTBEAT_SECONDS
+        while True:
+            await asyncio.sleep(interval)
+            await self.send_frame({"type": "heartbeat", "timestamp": iso(timezone.now())})
+            await presence.connection_alive(self)

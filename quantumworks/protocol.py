@@ -1,0 +1,88 @@
+"""Wire-protocol helpers shared by every frame handler (SPEC §5)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+ERROR_CODES = frozenset(
+    {
+        "invalid_json",
+        "invalid_message",
+        "unknown_type",
+        "not_found",
+        "forbidden",
+        "too_large",
+        "rate_limited",
+        "server_error",
+    }
+)
+
+
+class FrameError(Exception):
+    """A client mistake answered with an `error` frame; the socket stays open."""
+
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        ref: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        assert code in ERROR_CODES, code
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.ref = ref
+        self.retry_after = retry_after
+
+    def as_frame(self) -> dict[str, Any]:
+        frame: dict[str, Any] = {
+            "type": "error",
+            "code": self.code,
+            "message": self.message,
+        }
+        frame["ref"] = self.ref
+        if self.retry_after is not None:
+            frame["retry_after"] = self.retry_after
+        return frame
+
+
+def require_int(frame: dict[str, Any], field: str) -> int:
+    value = frame.get(field)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise FrameError("invalid_message", f"'{field}' must be an integer")
+    return value
+
+
+def optional_int(frame: dict[str, Any], field: str) -> int | None:
+    if frame.get(field) is None:
+        return None
+    return require_int(frame, field)
+
+
+def require_str(frame: dict[str, Any], field: str) -> str:
+    value = frame.get(field)
+    if not isinstance(value, str):
+        raise FrameError("invalid_message", f"'{field}' must be a string")
+    return value
+
+
+def optional_client_msg_id(frame: dict[str, Any]) -> str | None:
+    value = frame.get("client_msg_id")
+    if value is None:
+        return None
+    if not isinstance(value, str) or not 1 <= len(value) <= 64:
+        raise FrameError(
+            "invalid_message", "'client_msg_id' must be a string of 1 to 64 characters"
+        )
+    return value
+
+
+def one_target(frame: dict[str, Any]) -> tuple[int | None, int | None]:
+    """Exactly one of `receiver_id` / `room_id`."""
+    receiver_id = optional_int(frame, "receiver_id")
+    room_id = optional_int(frame, "room_id")
+    if (receiver_id is None) == (room_id is None):
+        raise FrameError("invalid_message", "give exactly one of 'receiver_id' or 'room_id'")
+    return receiver_id, room_id

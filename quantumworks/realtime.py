@@ -1,0 +1,257 @@
+"""The one door through which events leave the application.
+
+Durable events (SPEC §4) are written to the per-user inbox inside the caller's
+transaction and published to the channel layer only after that transaction
+commits. Ephemeral frames that store nothing (typing, presence) go out at once
+through `send_ephemeral_rollback_unsafe`, named for the danger of using it for
+anything that writes.
+
+Nothing else in the code base talks to the channel layer for sending.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import connection, transaction
+from django.utils import timezone
+
+from quantumworks.models import Event, UserInbox
+
+logger = logging.getLogger(__name__)
+
+DURABLE_EVENT_TYPES = frozenset(
+    {
+        "chat_message",
+        "notification",
+        "notification_read",
+        "task_status_update",
+        "message_status",
+        "message_deleted",
+    }
+)
+
+
+# --- group names (channel-layer names cannot contain ":") ---------------------
+def user_group(user_id: int) -> str:
+    return f"user.{user_id}"
+
+
+def task_group(task_id: int) -> str:
+    return f"task.{task_id}"
+
+
+def project_group(project_id: int) -> str:
+    return f"project.{project_id}"
+
+
+def room_group(room_id: int) -> str:
+    return f"room.{room_id}"
+
+
+BROADCAST_GROUP = "broadcast"
+
+
+def iso(moment: datetime) -> str:
+    """ISO 8601 UTC with a Z, the one timestamp format on the wire."""
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def dumps(frame: dict[str, Any]) -> str:
+    return orjson.dumps(frame).decode()
+
+
+# --- durable events -----------------------------------------------------------
+@dataclass(frozen=True)
+class DurableEvent:
+    """One event for a set of users; each user gets their own seq."""
+
+    type: str
+    payload: dict[str, Any]
+    user_ids: Sequence[int]
+
+
+@dataclass(frozen=True)
+class RecordedEvent:
+    user_id: int
+    seq: int
+    type: str
+    text: str  # the serialized frame, seq included
+
+
+def _allocate_seqs(counts: dict[int, int]) -> dict[int, int]:
+    """Reserve `counts[user]` consecutive seqs per user; return the first of each block.
+
+    One upsert for all users: it creates missing inbox rows (users made by
+    bulk_create have none) and takes each row's lock until commit. Rows are
+    locked in user-id order so two transactions touching the same users can
+    never deadlock. Because the lock is held until commit, a later seq for a
+    user always commits after an earlier one: seq order is commit order.
+    """
+    user_ids = sorted(counts)
+    table = UserInbox._meta.db_table
+    values = ", ".join(["(%s, %s)"] * len(user_ids))
+    params: list[int] = []
+    for user_id in user_ids:
+        params += [user_id, counts[user_id]]
+    sql = (
+        f"INSERT INTO {table} (user_id, last_seq) VALUES {values} "
+        f"ON CONFLICT (user_id) DO UPDATE SET last_seq = {table}.last_seq + excluded.last_seq "
+        f"RETURNING user_id, last_seq"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    return {user_id: last_seq - counts[user_id] + 1 for user_id, last_seq in rows}
+
+
+def record_events(events: Iterable[DurableEvent]) -> list[RecordedEvent]:
+    """Write durable events to their users' inboxes and publish them after commit.
+
+    Must run inside the transaction of the change that caused the events: a
+    rolled-back change leaves no event and reaches no client.
+    """
+    events = [event for event in events if event.user_ids]
+    if not events:
+        return []
+    if not connection.in_atomic_block:
+        raise RuntimeError("record_events must run inside transaction.atomic()")
+    counts: dict[int, int] = defaultdict(int)
+    for event in events:
+        assert event.type in DURABLE_EVENT_TYPES, event.type
+        for user_id in set(event.user_ids):
+            counts[user_id] += 1
+    next_seq = _allocate_seqs(counts)
+
+    now = timezone.now()
+    rows: list[Event] = []
+    recorded: list[RecordedEvent] = []
+    for event in events:
+        for user_id in sorted(set(event.user_ids)):
+            seq = next_seq[user_id]
+            next_seq[user_id] = seq + 1
+            rows.append(
+                Event(
+                    user_id=user_id,
+                    seq=seq,
+                    type=event.type,
+                    payload=event.payload,
+                    created_at=now,
+                )
+            )
+            frame = {"type": event.type, "seq": seq, **event.payload}
+            recorded.append(RecordedEvent(user_id, seq, event.type, dumps(frame)))
+    Event.objects.bulk_create(rows, batch_size=1000)
+    transaction.on_commit(lambda: publish_recorded(recorded), robust=True)
+    return recorded
+
+
+def record_event(
+    *, type: str, payload: dict[str, Any], user_ids: Sequence[int]
+) -> list[RecordedEvent]:
+    return record_events([DurableEvent(type=type, payload=payload, user_ids=user_ids)])
+
+
+def publish_recorded(recorded: Sequence[RecordedEvent]) -> None:
+    """Ring each user's doorbell: one layer message per user with all of their new events."""
+    by_user: dict[int, list[list[Any]]] = defaultdict(list)
+    for item in recorded:
+        by_user[item.user_id].append([item.seq, item.text])
+    publisher.publish(
+        [
+            (user_group(user_id), {"type": "inbox.events", "events": events})
+            for user_id, events in by_user.items()
+        ]
+    )
+
+
+# --- ephemeral frames ---------------------------------------------------------
+def send_ephemeral_on_commit(groups: Iterable[str], frame: dict[str, Any]) -> None:
+    """An ephemeral copy of a change (e.g. to `task.{id}` subscribers), after commit."""
+    messages = [(group, {"type": "ephemeral.frame", "text": dumps(frame)}) for group in groups]
+    transaction.on_commit(lambda: publisher.publish(messages), robust=True)
+
+
+def send_ephemeral_rollback_unsafe(groups: Iterable[str], frame: dict[str, Any]) -> None:
+    """Send now, transaction or not. Only for frames that store nothing (typing, presence)."""
+    publisher.publish(
+        [(group, {"type": "ephemeral.frame", "text": dumps(frame)}) for group in groups]
+    )
+
+
+def send_control_on_commit(group: str, message: dict[str, Any]) -> None:
+    """A control message to the consumers of a group (e.g. close sockets of a deactivated user)."""
+    transaction.on_commit(lambda: publisher.publish([(group, message)]), robust=True)
+
+
+# --- the publisher --------------------------------------------------------------
+class Publisher:
+    """Hands layer messages to the channel layer from sync or async code.
+
+    Services run in worker threads; their on_commit callbacks hand the
+    messages to the server's event loop without waiting (the consumer repairs
+    any reordering from the database, SPEC §4.4). Outside a server (shell,
+    management commands, sync tests) it sends synchronously.
+    """
+
+    def __init__(self) -> None:
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.listeners: list[Callable[[list[tuple[str, dict[str, Any]]]], None]] = []
+        self._pending: set[asyncio.Future[Any]] = set()
+
+    def bind_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+
+    def publish(self, messages: list[tuple[str, dict[str, Any]]]) -> None:
+        if not messages:
+            return
+        for listener in list(self.listeners):
+            listener(messages)
+        loop = self.loop
+        if loop is not None and loop.is_running() and not loop.is_closed():
+            try:
+                running = asyncio.get_running_loop()
+            except RuntimeError:
+                running = None
+            if running is loop:
+                task = loop.create_task(self._send(messages))
+                self._pending.add(task)
+                task.add_done_callback(self._pending.discard)
+            else:
+                future = asyncio.run_coroutine_threadsafe(self._send(messages), loop)
+                future.add_done_callback(_log_failure)
+            return
+        async_to_sync(self._send)(messages)
+
+    async def _send(self, messages: list[tuple[str, dict[str, Any]]]) -> None:
+        layer = get_channel_layer()
+        if layer is None:
+            return
+        for group, message in messages:
+            try:
+                await layer.group_send(group, message)
+            except Exception:  # the database keeps the event; clients resume
+                logger.exception("group_send to %s failed", group)
+        from quantumworks import metrics
+
+        metrics.EVENTS_PUBLISHED.inc(len(messages))
+
+
+def _log_failure(future: Any) -> None:
+    if future.cancelled():
+        return
+    error = future.exception()
+    if error is not None:
+        logger.error("publishing failed: %r", error)
+
+
+publisher = Publisher()

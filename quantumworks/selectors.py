@@ -1,0 +1,32 @@
+"""Reads of the durable inbox."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.utils import timezone
+
+from quantumworks.models import Event, UserInbox
+
+
+def inbox_last_seq(user_id: int) -> int:
+    return UserInbox.objects.filter(user_id=user_id).values_list("last_seq", flat=True).first() or 0
+
+
+def events_after(
+    user_id: int, after_seq: int, *, limit: int, upto_seq: int | None = None
+) -> list[tuple[int, str, dict[str, Any]]]:
+    """At most `limit` events with seq > after_seq (and ≤ upto_seq), oldest first.
+
+    Served by the (user, seq) unique index: one range scan per batch.
+    """
+    queryset = Event.objects.filter(user_id=user_id, seq__gt=after_seq)
+    if upto_seq is not None:
+        queryset = queryset.filter(seq__lte=upto_seq)
+    return list(queryset.order_by("seq").values_list("seq", "type", "payload")[:limit])
+
+
+def retention_cutoff():
+    return timezone.now() - timedelta(days=settings.QW_EVENT_RETENTION_DAYS)

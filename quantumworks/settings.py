@@ -1,0 +1,186 @@
+"""QuantumWorks Realtime settings: every value comes from the environment.
+
+Unset DATABASE_URL / REDIS_URL give the embedded defaults (SQLite file, the
+in-memory channel layer, process-local counters): one process, for the demo.
+"""
+
+from datetime import timedelta
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+
+DEBUG = env.bool("DEBUG", default=False)
+# Production has no default secret: a missing SECRET_KEY fails at start.
+SECRET_KEY = env.str("SECRET_KEY", default="") or (
+    "insecure-dev-only-key-do-not-use-in-production" if DEBUG else ""
+)
+if not SECRET_KEY:
+    raise environ.ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off")
+
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
+# Browser origins allowed to open a WebSocket, besides the server's own.
+QW_ALLOWED_ORIGINS = env.list("QW_ALLOWED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework_simplejwt.token_blacklist",
+    "drf_spectacular",
+    "channels",
+    "quantumworks",
+    "chat",
+    "notifications",
+    "tasks",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "quantumworks.urls"
+ASGI_APPLICATION = "quantumworks.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database ---------------------------------------------------------------
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+_db = DATABASES["default"]
+# Under ASGI persistent connections leak (one per worker thread); the psycopg
+# pool gives reuse without the leak. Tests switch the pool off (QW_DB_POOL=0).
+_db["CONN_MAX_AGE"] = 0
+if _db["ENGINE"] == "django.db.backends.postgresql" and env.bool("QW_DB_POOL", default=True):
+    _db.setdefault("OPTIONS", {})["pool"] = {
+        "min_size": env.int("QW_DB_POOL_MIN", default=2),
+        "max_size": env.int("QW_DB_POOL_MAX", default=20),
+        "timeout": 10,
+    }
+if _db["ENGINE"] == "django.db.backends.sqlite3":
+    # WAL + a busy timeout let the demo's request and socket threads share the file.
+    _db.setdefault("OPTIONS", {}).update(
+        {"timeout": 20, "init_command": "PRAGMA journal_mode=WAL;"}
+    )
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Channel layer and shared counters --------------------------------------
+REDIS_URL = env.str("REDIS_URL", default="")
+QW_CHANNEL_PREFIX = env.str("QW_CHANNEL_PREFIX", default="qw")
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {
+                "hosts": [
+                    {
+                        "address": REDIS_URL,
+                        # Longer than the layer's 5 s blocking read, or idle
+                        # consumers die with 1011.
+                        "socket_timeout": 30,
+                        "socket_keepalive": True,
+                        "health_check_interval": 15,
+                    }
+                ],
+                "prefix": QW_CHANNEL_PREFIX,
+                # Capacity counts messages queued for one *process*, not one
+                # socket; the database is the source of truth, but a burst to a
+                # busy process must not be dropped for a small number.
+                "capacity": env.int("QW_LAYER_CAPACITY", default=20000),
+                "expiry": 60,
+            },
+        }
+    }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+# --- Auth --------------------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework_simplejwt.authentication.JWTAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+SIMPLE_JWT = {
+    "ACCESS_TOKEN_LIFETIME": timedelta(minutes=env.int("QW_ACCESS_TOKEN_MINUTES", default=15)),
+    "REFRESH_TOKEN_LIFETIME": timedelta(days=env.int("QW_REFRESH_TOKEN_DAYS", default=7)),
+    "ROTATE_REFRESH_TOKENS": False,
+    "UPDATE_LAST_LOGIN": False,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "QuantumWorks Realtime API",
+    "DESCRIPTION": "History and control endpoints of the QuantumWorks real-time backend.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+
+# --- Realtime ----------------------------------------------------------------
+QW_HEARTBEAT_SECONDS = env.float("QW_HEARTBEAT_SECONDS", default=30)
+QW_EVENT_RETENTION_DAYS = env.int("QW_EVENT_RETENTION_DAYS", default=30)
+QW_RATE_CHAT_PER_MIN = env.int("QW_RATE_CHAT_PER_MIN", default=100)
+QW_RATE_TYPING_PER_SEC = env.int("QW_RATE_TYPING_PER_SEC", default=5)
+QW_REPLAY_BATCH = env.int("QW_REPLAY_BATCH", default=300)
+QW_DB_THREADS = env.int("QW_DB_THREADS", default=8)
+QW_WRITER_MAX_BATCH = env.int("QW_WRITER_MAX_BATCH", default=200)
+QW_WRITER_CONCURRENCY = env.int("QW_WRITER_CONCURRENCY", default=2)
+QW_MAX_FRAME_BYTES = 64 * 1024
+DAPHNE_WEBSOCKET_MAX_MESSAGE_SIZE = QW_MAX_FRAME_BYTES
+DAPHNE_WEBSOCKET_MAX_FRAME_SIZE = QW_MAX_FRAME_BYTES
+
+# --- i18n / static -----------------------------------------------------------
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"redact_tokens": {"()": "quantumworks.logredact.RedactTokensFilter"}},
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["redact_tokens"],
+        }
+    },
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {
+        "django.channels.server": {"level": "WARNING"},
+        "daphne": {"level": "WARNING"},
+    },
+}

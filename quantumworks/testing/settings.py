@@ -1,0 +1,17 @@
+"""Test settings: the production settings read with the test environment's defaults.
+
+The suite runs against real PostgreSQL and Redis; `make test` exports the
+same values, this makes a bare `pytest` behave the same way.
+"""
+
+import os
+
+os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/qw")
+os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/0")
+os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production-use-0123456789")
+# The pool keeps connections across tests; the test database must be droppable.
+os.environ.setdefault("QW_DB_POOL", "0")
+# A prefix of its own per run: parallel runs and leftovers never meet.
+os.environ.setdefault("QW_CHANNEL_PREFIX", f"qwtest{os.getpid()}")
+
+from quantumworks.settings import *

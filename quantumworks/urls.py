@@ -1,0 +1,23 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
+
+from quantumworks import api
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/auth/token/", TokenObtainPairView.as_view(), name="token_obtain_pair"),
+    path("api/auth/token/refresh/", TokenRefreshView.as_view(), name="token_refresh"),
+    path("api/me/", api.me, name="me"),
+    path("api/events/", api.EventList.as_view(), name="events"),
+    path("api/chat/", include("chat.urls")),
+    path("api/", include("notifications.urls")),
+    path("api/", include("tasks.urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    path("healthz", api.healthz),
+    path("readyz", api.readyz),
+    path("metrics", api.metrics_view),
+    path("", include("quantumworks.pages")),
+]

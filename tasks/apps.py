@@ -1,0 +1,8 @@
+from django.apps import AppConfig
+
+
+class TasksConfig(AppConfig):
+    name = "tasks"
+
+    def ready(self) -> None:
+        from tasks import signals  # noqa: F401
