@@ -3,7 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
-from quantumworks import api
+from quantumworks import api, presence
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -11,6 +11,7 @@ urlpatterns = [
     path("api/auth/token/refresh/", TokenRefreshView.as_view(), name="token_refresh"),
     path("api/me/", api.me, name="me"),
     path("api/events/", api.EventList.as_view(), name="events"),
+    path("api/presence/", presence.presence_view, name="presence"),
     path("api/chat/", include("chat.urls")),
     path("api/", include("notifications.urls")),
     path("api/", include("tasks.urls")),
