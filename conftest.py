@@ -79,41 +79,67 @@ def authed_client(user) -> APIClient:
 
 
 class Socket:
-    """A WebsocketCommunicator speaking JSON frames, with helpers for tests."""
+    """A WebsocketCommunicator speaking JSON frames, with helpers for tests.
+
+    Frames of different types may interleave (an ack and the event it caused
+    travel different paths), so `receive_type` keeps frames of other types in
+    a backlog for later calls; frames of one type keep their order.
+    """
+
+    NOISE = frozenset({"heartbeat", "presence"})
 
     def __init__(self, communicator: WebsocketCommunicator) -> None:
         self.communicator = communicator
+        self.backlog: list[dict] = []
 
     async def send(self, frame: dict | str) -> None:
         text = frame if isinstance(frame, str) else json.dumps(frame)
         await self.communicator.send_input({"type": "websocket.receive", "text": text})
 
-    async def receive(self, timeout: float = 3) -> dict:
+    async def _read(self, timeout: float) -> dict:
         output = await self.communicator.receive_output(timeout)
         if output["type"] == "websocket.close":
             raise AssertionError(f"socket closed with {output.get('code')}")
         return json.loads(output["text"])
 
+    async def receive(self, timeout: float = 3) -> dict:
+        if self.backlog:
+            return self.backlog.pop(0)
+        return await self._read(timeout)
+
     async def receive_type(self, frame_type: str, timeout: float = 3) -> dict:
-        """The next frame of a type, skipping heartbeats and presence noise."""
+        """The next frame of a type; other frames wait in the backlog."""
+        for index, frame in enumerate(self.backlog):
+            if frame["type"] == frame_type:
+                return self.backlog.pop(index)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
-            frame = await self.receive(max(deadline - loop.time(), 0.01))
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise AssertionError(f"no {frame_type} frame; backlog: {self.backlog}")
+            try:
+                frame = await self._read(remaining)
+            except TimeoutError:
+                raise AssertionError(f"no {frame_type} frame; backlog: {self.backlog}") from None
             if frame["type"] == frame_type:
                 return frame
-            if frame["type"] not in {"heartbeat", "presence"}:
-                raise AssertionError(f"expected {frame_type}, got {frame}")
+            if frame["type"] not in self.NOISE:
+                self.backlog.append(frame)
+
+    async def receive_all(self, frame_type: str, count: int, timeout: float = 5) -> list[dict]:
+        return [await self.receive_type(frame_type, timeout) for _ in range(count)]
 
     async def assert_nothing(self, timeout: float = 0.3) -> None:
+        pending = [frame for frame in self.backlog if frame["type"] not in self.NOISE]
+        assert not pending, f"expected nothing, got {pending}"
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while loop.time() < deadline:
             if await self.communicator.receive_nothing(deadline - loop.time()):
                 return
-            output = await self.communicator.receive_output(0.1)
-            frame = json.loads(output["text"]) if "text" in output else output
-            if frame.get("type") not in {"heartbeat", "presence"}:
+            frame = await self._read(0.1)
+            if frame.get("type") not in self.NOISE:
                 raise AssertionError(f"expected nothing, got {frame}")
 
     async def close_code(self, timeout: float = 3) -> int:
