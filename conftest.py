@@ -23,9 +23,16 @@ PASSWORD = "correct-horse-battery"
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _close_db_threads_before_test_db_teardown(django_db_setup):
+def _close_db_threads_before_test_db_teardown(django_db_setup, django_db_blocker):
     yield
     close_db_thread_connections()
+    # Connections opened by sync_to_async threads of finished tests belong to
+    # contexts that no longer exist; end them so the test database can be dropped.
+    with django_db_blocker.unblock(), connections["default"].cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
 
 
 @pytest.fixture(scope="session", autouse=True)
