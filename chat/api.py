@@ -1,0 +1,204 @@
+"""Chat over REST (SPEC §7): conversations, history, sending, receipts, rooms."""
+
+from __future__ import annotations
+
+import math
+
+from asgiref.sync import async_to_sync
+from django.conf import settings
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.exceptions import APIException, NotFound, PermissionDenied
+from rest_framework.generics import GenericAPIView
+from rest_framework.pagination import CursorPagination
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from chat import selectors
+from chat.serializers import (
+    ConversationSerializer,
+    HistoryQuerySerializer,
+    MessageReadSerializer,
+    MessageSendSerializer,
+    MessageSentSerializer,
+    MessageSerializer,
+    RoomCreateSerializer,
+    RoomMemberSerializer,
+    RoomSerializer,
+)
+from chat.services import (
+    message_mark_read,
+    message_send,
+    room_add_member,
+    room_create,
+    room_remove_member,
+)
+from quantumworks import ratelimit
+
+RateLimitedSerializer = inline_serializer(
+    "RateLimited",
+    {"detail": serializers.CharField(), "retry_after": serializers.FloatField()},
+)
+
+
+class HistoryPagination(CursorPagination):
+    # Ordered by the primary key: pages stay stable while new messages arrive,
+    # and ids are unique, so no page can repeat or skip a message.
+    ordering = "-id"
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 200
+
+
+class ConversationList(APIView):
+    @extend_schema(responses=ConversationSerializer(many=True))
+    def get(self, request):
+        conversations = selectors.conversations_of_user(user_id=request.user.id)
+        return Response(ConversationSerializer(conversations, many=True).data)
+
+
+class MessageListCreate(GenericAPIView):
+    pagination_class = HistoryPagination
+    serializer_class = MessageSerializer
+
+    @extend_schema(
+        parameters=[HistoryQuerySerializer],
+        responses={200: MessageSerializer(many=True), 400: None, 404: None},
+    )
+    def get(self, request):
+        """History of a 1:1 conversation or a room, newest first."""
+        query = HistoryQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        user_id = request.user.id
+        if "with" in query.validated_data:
+            other_id = query.validated_data["with"]
+            if not selectors.user_exists(user_id=other_id):
+                raise NotFound
+            messages = selectors.direct_messages(user_id=user_id, other_id=other_id)
+        else:
+            room_id = query.validated_data["room"]
+            if selectors.room_for_member(room_id=room_id, user_id=user_id) is None:
+                raise NotFound
+            messages = selectors.room_messages(room_id=room_id)
+        page = self.paginate_queryset(messages)
+        return self.get_paginated_response(MessageSerializer(page, many=True).data)
+
+    @extend_schema(
+        request=MessageSendSerializer,
+        responses={
+            201: MessageSentSerializer,
+            200: OpenApiResponse(MessageSentSerializer, description="a resend: duplicate"),
+            400: None,
+            404: None,
+            429: RateLimitedSerializer,
+        },
+    )
+    def post(self, request):
+        """Send a message: the socket's rules, live delivery and idempotency."""
+        send = MessageSendSerializer(data=request.data)
+        send.is_valid(raise_exception=True)
+        retry_after = async_to_sync(ratelimit.hit)(
+            f"chat:{request.user.id}",
+            limit=settings.QW_RATE_CHAT_PER_MIN,
+            window_seconds=60,
+        )
+        if retry_after is not None:
+            return Response(
+                {"detail": "Too many messages.", "retry_after": retry_after},
+                status=status.HTTP_429_TOO_MANY_REQUESTS,
+                headers={"Retry-After": str(math.ceil(retry_after))},
+            )
+        data = send.validated_data
+        result = message_send(
+            sender_id=request.user.id,
+            content=data["content"],
+            receiver_id=data.get("receiver_id"),
+            room_id=data.get("room_id"),
+            client_msg_id=data.get("client_msg_id"),
+        )
+        if result.error == "not_found":
+            raise NotFound
+        if not result.ok:
+            raise APIException
+        sent = MessageSentSerializer(
+            {
+                "message_id": result.message_id,
+                "client_msg_id": data.get("client_msg_id"),
+                "timestamp": result.created_at,
+                "duplicate": result.duplicate,
+            }
+        )
+        return Response(
+            sent.data, status=status.HTTP_200_OK if result.duplicate else status.HTTP_201_CREATED
+        )
+
+
+class MessageRead(APIView):
+    @extend_schema(request=None, responses={200: MessageReadSerializer, 404: None})
+    def post(self, request, message_id: int):
+        """Read receipt: this message and every earlier one of its conversation."""
+        if not message_mark_read(user_id=request.user.id, message_id=message_id):
+            raise NotFound
+        return Response(MessageReadSerializer({"message_id": message_id, "status": "read"}).data)
+
+
+class RoomListCreate(APIView):
+    @extend_schema(responses=RoomSerializer(many=True))
+    def get(self, request):
+        rooms = selectors.rooms_of_user(user_id=request.user.id)
+        return Response(RoomSerializer(rooms, many=True).data)
+
+    @extend_schema(request=RoomCreateSerializer, responses={201: RoomSerializer, 400: None})
+    def post(self, request):
+        create = RoomCreateSerializer(data=request.data)
+        create.is_valid(raise_exception=True)
+        room = room_create(
+            creator_id=request.user.id,
+            name=create.validated_data["name"],
+            member_ids=create.validated_data["member_ids"],
+        )
+        room = selectors.room_with_members(room_id=room.id)
+        return Response(RoomSerializer(room).data, status=status.HTTP_201_CREATED)
+
+
+class RoomMembers(APIView):
+    """Only the creator manages members; to anyone outside the room it does not exist."""
+
+    def _managed_room(self, request, room_id: int):
+        room = selectors.room_for_member(room_id=room_id, user_id=request.user.id)
+        if room is None:
+            raise NotFound
+        if room.created_by_id != request.user.id:
+            raise PermissionDenied("Only the room's creator can manage its members.")
+        return room
+
+    @extend_schema(
+        request=RoomMemberSerializer,
+        responses={201: RoomSerializer, 200: RoomSerializer, 400: None, 403: None, 404: None},
+    )
+    def post(self, request, room_id: int):
+        """Add a member (200 if already one)."""
+        room = self._managed_room(request, room_id)
+        member = RoomMemberSerializer(data=request.data, context={"adding": True})
+        member.is_valid(raise_exception=True)
+        added = room_add_member(room=room, user_id=member.validated_data["user_id"])
+        body = RoomSerializer(selectors.room_with_members(room_id=room.id)).data
+        return Response(body, status=status.HTTP_201_CREATED if added else status.HTTP_200_OK)
+
+    @extend_schema(
+        request=RoomMemberSerializer,
+        responses={200: RoomSerializer, 400: None, 403: None, 404: None},
+    )
+    def delete(self, request, room_id: int):
+        """Remove a member; they receive nothing sent to the room afterwards."""
+        room = self._managed_room(request, room_id)
+        member = RoomMemberSerializer(data=request.data)
+        member.is_valid(raise_exception=True)
+        user_id = member.validated_data["user_id"]
+        if user_id == room.created_by_id:
+            raise serializers.ValidationError(
+                {"user_id": ["The creator cannot be removed from the room."]}
+            )
+        if not room_remove_member(room=room, user_id=user_id):
+            raise NotFound
+        return Response(RoomSerializer(selectors.room_with_members(room_id=room.id)).data)

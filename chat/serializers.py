@@ -1,0 +1,173 @@
+"""Request and response shapes of the chat REST API (SPEC §7)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from chat.selectors import active_user_ids, user_exists
+from chat.services import clean_content
+from quantumworks.protocol import FrameError
+
+
+def _does_not_exist(user_id: int) -> str:
+    return f'Invalid pk "{user_id}" - object does not exist.'
+
+
+class StrictCharField(serializers.CharField):
+    """A CharField that refuses numbers instead of turning them into text, as the socket does."""
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+@extend_schema_field(OpenApiTypes.STR)
+class ContentField(serializers.Field):
+    """Message text under the socket's rules (SPEC §6), cleaned by the same function.
+
+    Not a CharField: its null-character validator would refuse text that the
+    socket accepts after stripping control characters.
+    """
+
+    default_error_messages = {
+        "invalid": "Not a valid string.",
+        "blank": "This field may not be blank.",
+        "too_large": "Ensure this field has no more than 10,000 characters and 10 KiB.",
+    }
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        try:
+            return clean_content(data)
+        except FrameError as error:
+            self.fail("too_large" if error.code == "too_large" else "blank")
+
+    def to_representation(self, value: str) -> str:
+        return value
+
+
+class MessageSerializer(serializers.Serializer):
+    """One stored message; field names follow the `chat_message` frame."""
+
+    message_id = serializers.IntegerField(source="id")
+    sender_id = serializers.IntegerField()
+    receiver_id = serializers.IntegerField(allow_null=True)
+    room_id = serializers.IntegerField(allow_null=True)
+    content = serializers.CharField()
+    client_msg_id = serializers.CharField(allow_null=True)
+    timestamp = serializers.DateTimeField(source="created_at")
+    delivered_at = serializers.DateTimeField(allow_null=True)
+    read_at = serializers.DateTimeField(allow_null=True)
+
+
+class MessageSendSerializer(serializers.Serializer):
+    receiver_id = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+    room_id = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+    content = ContentField()
+    client_msg_id = StrictCharField(
+        required=False, allow_null=True, min_length=1, max_length=64, trim_whitespace=False
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if (attrs.get("receiver_id") is None) == (attrs.get("room_id") is None):
+            raise serializers.ValidationError("Give exactly one of 'receiver_id' or 'room_id'.")
+        return attrs
+
+
+class MessageSentSerializer(serializers.Serializer):
+    """The REST twin of the socket's `message_sent` ack."""
+
+    message_id = serializers.IntegerField()
+    client_msg_id = serializers.CharField(allow_null=True)
+    timestamp = serializers.DateTimeField()
+    duplicate = serializers.BooleanField()
+
+
+class MessageReadSerializer(serializers.Serializer):
+    message_id = serializers.IntegerField()
+    status = serializers.CharField()
+
+
+class HistoryQuerySerializer(serializers.Serializer):
+    """`?with={user_id}` or `?room={id}`: exactly one."""
+
+    room = serializers.IntegerField(required=False, min_value=1)
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        # `with` is a Python keyword, so it cannot be declared as an attribute.
+        fields = super().get_fields()
+        fields["with"] = serializers.IntegerField(
+            required=False, min_value=1, help_text="the other user's id (1:1 history)"
+        )
+        return fields
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if ("with" in attrs) == ("room" in attrs):
+            raise serializers.ValidationError("Give exactly one of 'with' or 'room'.")
+        return attrs
+
+
+class UserBriefSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    username = serializers.CharField()
+
+
+class RoomBriefSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+
+
+class ConversationSerializer(serializers.Serializer):
+    """A 1:1 conversation (`user` set) or a room (`room` set)."""
+
+    type = serializers.ChoiceField(choices=["direct", "room"], source="kind")
+    user = UserBriefSerializer(allow_null=True)
+    room = RoomBriefSerializer(allow_null=True)
+    last_message = MessageSerializer(allow_null=True)
+    unread_count = serializers.IntegerField()
+
+
+class RoomSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    created_by = serializers.IntegerField(source="created_by_id", allow_null=True)
+    created_at = serializers.DateTimeField()
+    member_ids = serializers.SerializerMethodField()
+
+    def get_member_ids(self, room) -> list[int]:
+        return [membership.user_id for membership in room.memberships.all()]
+
+
+class RoomCreateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200)
+    member_ids = serializers.ListField(
+        child=serializers.IntegerField(min_value=1), required=False, default=list, max_length=500
+    )
+
+    def validate_member_ids(self, value: list[int]) -> list[int]:
+        found = active_user_ids(user_ids=value)
+        missing = sorted(set(value) - found)
+        if missing:
+            raise serializers.ValidationError([_does_not_exist(user_id) for user_id in missing])
+        return sorted(found)
+
+
+class RoomMemberSerializer(serializers.Serializer):
+    """`{"user_id"}`. Adding needs an active user; removing only an existing one."""
+
+    user_id = serializers.IntegerField(min_value=1)
+
+    def validate_user_id(self, value: int) -> int:
+        if self.context.get("adding"):
+            known = value in active_user_ids(user_ids=[value])
+        else:
+            known = user_exists(user_id=value)
+        if not known:
+            raise serializers.ValidationError(_does_not_exist(value))
+        return value
