@@ -14,7 +14,15 @@ class Notification(models.Model):
     read_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        indexes = [models.Index(fields=["user", "-id"], name="notification_user_idx")]
+        indexes = [
+            models.Index(fields=["user", "-id"], name="notification_user_idx"),
+            # The unread list and the badge count read only unread rows.
+            models.Index(
+                fields=["user", "-id"],
+                condition=models.Q(read_at__isnull=True),
+                name="notification_unread_idx",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.title} → {self.user_id}"
