@@ -1,6 +1,7 @@
 from django.contrib import admin
 
 from chat.models import ChatMessage, Room, RoomMembership
+from chat.services import messages_hide
 
 
 @admin.register(ChatMessage)
@@ -21,6 +22,12 @@ class ChatMessageAdmin(admin.ModelAdmin):
     raw_id_fields = ["sender", "receiver", "room"]
     date_hierarchy = "created_at"
     ordering = ["-id"]
+    actions = ["hide_messages"]
+
+    @admin.action(description="Hide selected messages (both sides are told)")
+    def hide_messages(self, request, queryset):
+        hidden = messages_hide(message_ids=list(queryset.values_list("id", flat=True)))
+        self.message_user(request, f"{hidden} message(s) hidden.")
 
     @admin.display(description="content")
     def short_content(self, obj: ChatMessage) -> str:

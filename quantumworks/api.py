@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 from django.http import HttpResponse, JsonResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -12,7 +12,11 @@ from rest_framework.decorators import api_view
 from rest_framework.generics import ListAPIView
 from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
+from rest_framework_simplejwt.exceptions import TokenError
+from rest_framework_simplejwt.settings import api_settings
+from rest_framework_simplejwt.tokens import RefreshToken
 
+from quantumworks.accounts import LOGGED_OUT, sessions_close
 from quantumworks.models import Event
 
 
@@ -62,6 +66,28 @@ class EventList(ListAPIView):
             except ValueError:
                 raise serializers.ValidationError({"after_seq": ["must be an integer"]}) from None
         return queryset
+
+
+class LogoutSerializer(serializers.Serializer):
+    refresh = serializers.CharField()
+
+
+@extend_schema(request=LogoutSerializer, responses={204: None})
+@api_view(["POST"])
+def logout(request):
+    """Blacklist the refresh token and close every socket of the user (4001)."""
+    serializer = LogoutSerializer(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    try:
+        refresh = RefreshToken(serializer.validated_data["refresh"])
+    except TokenError:
+        raise serializers.ValidationError({"refresh": ["invalid or expired token"]}) from None
+    if str(refresh.get(api_settings.USER_ID_CLAIM)) != str(request.user.pk):
+        raise serializers.ValidationError({"refresh": ["not your token"]})
+    with transaction.atomic():
+        refresh.blacklist()
+        sessions_close(user_ids=[request.user.pk], message=LOGGED_OUT)
+    return Response(status=204)
 
 
 def healthz(request):

@@ -9,6 +9,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/auth/token/", TokenObtainPairView.as_view(), name="token_obtain_pair"),
     path("api/auth/token/refresh/", TokenRefreshView.as_view(), name="token_refresh"),
+    path("api/auth/logout/", api.logout, name="logout"),
     path("api/me/", api.me, name="me"),
     path("api/events/", api.EventList.as_view(), name="events"),
     path("api/presence/", presence.presence_view, name="presence"),
