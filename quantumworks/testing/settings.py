@@ -15,3 +15,6 @@ os.environ.setdefault("QW_DB_POOL", "0")
 os.environ.setdefault("QW_CHANNEL_PREFIX", f"qwtest{os.getpid()}")
 
 from quantumworks.settings import *
+
+# Hashing real passwords (~0.5 s each on this machine) would dominate the suite.
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
