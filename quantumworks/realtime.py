@@ -194,6 +194,8 @@ def send_control_on_commit(group: str, message: dict[str, Any]) -> None:
 
 
 # --- the publisher --------------------------------------------------------------
+PUBLISH_CONCURRENCY = 64
+
 class Publisher:
     """Hands layer messages to the channel layer from sync or async code.
 
@@ -236,14 +238,29 @@ class Publisher:
         layer = get_channel_layer()
         if layer is None:
             return
-        for group, message in messages:
-            try:
-                await layer.group_send(group, message)
-            except Exception:  # the database keeps the event; clients resume
-                logger.exception("group_send to %s failed", group)
+        if len(messages) == 1:
+            await self._send_one(layer, *messages[0])
+        else:
+            # One message per group here, so their relative order does not
+            # matter; bounded so a 10,000-user announcement does not open
+            # 10,000 Redis round trips at once.
+            limit = asyncio.Semaphore(PUBLISH_CONCURRENCY)
+
+            async def bounded(group: str, message: dict[str, Any]) -> None:
+                async with limit:
+                    await self._send_one(layer, group, message)
+
+            await asyncio.gather(*(bounded(group, message) for group, message in messages))
         from quantumworks import metrics
 
         metrics.EVENTS_PUBLISHED.inc(len(messages))
+
+    @staticmethod
+    async def _send_one(layer: Any, group: str, message: dict[str, Any]) -> None:
+        try:
+            await layer.group_send(group, message)
+        except Exception:  # the database keeps the event; clients resume
+            logger.exception("group_send to %s failed", group)
 
 
 def _log_failure(future: Any) -> None:
