@@ -17,6 +17,7 @@ from django.urls import path, reverse
 
 from notifications.models import Notification
 from notifications.services import announcement_send
+from quantumworks.accounts import users_deactivate
 
 User = get_user_model()
 
@@ -105,7 +106,12 @@ admin.site.unregister(User)
 class QuantumWorksUserAdmin(UserAdmin):
     """The auth User admin plus our actions; add new ones to `actions`."""
 
-    actions = ["send_announcement"]
+    actions = ["send_announcement", "deactivate_users"]
+
+    @admin.action(description="Deactivate selected users (closes their sockets)")
+    def deactivate_users(self, request: HttpRequest, queryset: QuerySet) -> None:
+        changed = users_deactivate(user_ids=list(queryset.values_list("id", flat=True)))
+        self.message_user(request, f"{changed} user(s) deactivated; their sockets were closed.")
 
     def has_announce_permission(self, request: HttpRequest) -> bool:
         return _can_announce(request)

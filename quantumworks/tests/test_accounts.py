@@ -111,3 +111,40 @@ def test_logout_with_garbage_is_a_field_error(make_user):
     )
     assert response.status_code == 400
     assert response.json() == {"refresh": ["invalid or expired token"]}
+
+
+async def test_deactivate_action_closes_sockets_of_selected_users_only(
+    make_user, amake_user, open_socket
+):
+    staff = await make_superuser(make_user)
+    alice, bob, carol = (
+        await amake_user("alice"),
+        await amake_user("bob"),
+        await amake_user("carol"),
+    )
+    sockets = {
+        user.username: await open_socket(token=token_for(user)) for user in (alice, bob, carol)
+    }
+
+    @sync_to_async
+    def run_action():
+        client = Client()
+        client.force_login(staff)
+        response = client.post(
+            "/admin/auth/user/",
+            {"action": "deactivate_users", "_selected_action": [str(alice.pk), str(bob.pk)]},
+            follow=True,
+        )
+        assert "2 user(s) deactivated" in response.content.decode()
+
+    await run_action()
+    assert await sockets["alice"].close_code(timeout=1) == 4003
+    assert await sockets["bob"].close_code(timeout=1) == 4003
+    await sockets["carol"].send({"type": "ping"})
+    await sockets["carol"].receive_type("pong")
+    active = await sync_to_async(
+        lambda: sorted(
+            get_user_model().objects.filter(is_active=True).values_list("username", flat=True)
+        )
+    )()
+    assert active == ["carol", "moderator"]
