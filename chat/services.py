@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from chat import events
 from chat.models import ChatMessage, Room, RoomMembership
+from quantumworks.bulk_sql import execute_returning
 from quantumworks.protocol import FrameError
 from quantumworks.realtime import DurableEvent, record_events
 
@@ -56,6 +57,7 @@ class SendResult:
 
 
 NOT_FOUND = SendResult(error="not_found")
+_MESSAGES = ChatMessage._meta.db_table
 
 
 def _room_members_locked(room_ids: set[int]) -> dict[int, list[int]]:
@@ -85,21 +87,26 @@ def _room_members_locked(room_ids: set[int]) -> dict[int, list[int]]:
 
 
 def _insert_messages(rows: list[tuple], now: datetime) -> list[tuple[int, int, str | None]]:
-    """INSERT … ON CONFLICT DO NOTHING RETURNING: the unique index settles resends."""
-    table = ChatMessage._meta.db_table
-    placeholders = ", ".join(["(%s, %s, %s, %s, %s, %s, false)"] * len(rows))
-    params: list[object] = []
-    for sender_id, receiver_id, room_id, content, client_msg_id in rows:
-        params += [sender_id, receiver_id, room_id, content, client_msg_id, now]
-    sql = (
-        f"INSERT INTO {table} (sender_id, receiver_id, room_id, content, client_msg_id, "
-        f"created_at, is_hidden) VALUES {placeholders} "
-        f"ON CONFLICT (sender_id, client_msg_id) WHERE client_msg_id IS NOT NULL DO NOTHING "
-        f"RETURNING id, sender_id, client_msg_id"
+    """INSERT … ON CONFLICT DO NOTHING RETURNING: the unique index settles resends.
+
+    Rows come back in input order; a resend (an existing sender +
+    client_msg_id) comes back not at all.
+    """
+    conflict = (
+        "ON CONFLICT (sender_id, client_msg_id) WHERE client_msg_id IS NOT NULL DO NOTHING "
+        "RETURNING id, sender_id, client_msg_id"
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchall()
+    columns = "(sender_id, receiver_id, room_id, content, client_msg_id, created_at, is_hidden)"
+    return execute_returning(
+        f"INSERT INTO {_MESSAGES} {columns} "
+        "SELECT s, r, m, c, k, %s, false FROM unnest("
+        "%s::bigint[], %s::bigint[], %s::bigint[], %s::text[], %s::text[]) AS x(s, r, m, c, k) "
+        f"{conflict}",
+        list(zip(*rows, strict=True)),
+        sqlite_sql=f"INSERT INTO {_MESSAGES} {columns} VALUES {{rows}} {conflict}",
+        row_template="(%s, %s, %s, %s, %s, %s, 0)",
+        extra_params=[connection.ops.adapt_datetimefield_value(now)],
+    )
 
 
 def messages_send_batch(requests: Sequence[SendRequest]) -> list[SendResult]:

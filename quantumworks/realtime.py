@@ -25,6 +25,7 @@ from channels.layers import get_channel_layer
 from django.db import connection, transaction
 from django.utils import timezone
 
+from quantumworks.bulk_sql import execute_returning
 from quantumworks.models import Event, UserInbox
 
 logger = logging.getLogger(__name__)
@@ -71,6 +72,10 @@ def dumps(frame: dict[str, Any]) -> str:
 
 
 # --- durable events -----------------------------------------------------------
+_INBOX = UserInbox._meta.db_table
+_EVENT = Event._meta.db_table
+
+
 @dataclass(frozen=True)
 class DurableEvent:
     """One event for a set of users; each user gets their own seq."""
@@ -98,19 +103,19 @@ def _allocate_seqs(counts: dict[int, int]) -> dict[int, int]:
     user always commits after an earlier one: seq order is commit order.
     """
     user_ids = sorted(counts)
-    table = UserInbox._meta.db_table
-    values = ", ".join(["(%s, %s)"] * len(user_ids))
-    params: list[int] = []
-    for user_id in user_ids:
-        params += [user_id, counts[user_id]]
-    sql = (
-        f"INSERT INTO {table} (user_id, last_seq) VALUES {values} "
-        f"ON CONFLICT (user_id) DO UPDATE SET last_seq = {table}.last_seq + excluded.last_seq "
-        f"RETURNING user_id, last_seq"
+    rows = execute_returning(
+        f"INSERT INTO {_INBOX} (user_id, last_seq) "
+        "SELECT * FROM unnest(%s::bigint[], %s::bigint[]) "
+        f"ON CONFLICT (user_id) DO UPDATE SET last_seq = {_INBOX}.last_seq + excluded.last_seq "
+        "RETURNING user_id, last_seq",
+        [user_ids, [counts[user_id] for user_id in user_ids]],
+        sqlite_sql=(
+            f"INSERT INTO {_INBOX} (user_id, last_seq) VALUES {{rows}} "
+            f"ON CONFLICT (user_id) DO UPDATE SET last_seq = {_INBOX}.last_seq + excluded.last_seq "
+            "RETURNING user_id, last_seq"
+        ),
+        row_template="(%s, %s)",
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        rows = cursor.fetchall()
     return {user_id: last_seq - counts[user_id] + 1 for user_id, last_seq in rows}
 
 
@@ -133,24 +138,30 @@ def record_events(events: Iterable[DurableEvent]) -> list[RecordedEvent]:
     next_seq = _allocate_seqs(counts)
 
     now = timezone.now()
-    rows: list[Event] = []
     recorded: list[RecordedEvent] = []
+    payloads: list[str] = []
     for event in events:
+        payload_text = dumps(event.payload)
         for user_id in sorted(set(event.user_ids)):
             seq = next_seq[user_id]
             next_seq[user_id] = seq + 1
-            rows.append(
-                Event(
-                    user_id=user_id,
-                    seq=seq,
-                    type=event.type,
-                    payload=event.payload,
-                    created_at=now,
-                )
-            )
             frame = {"type": event.type, "seq": seq, **event.payload}
             recorded.append(RecordedEvent(user_id, seq, event.type, dumps(frame)))
-    Event.objects.bulk_create(rows, batch_size=1000)
+            payloads.append(payload_text)
+    execute_returning(
+        f"INSERT INTO {_EVENT} (user_id, seq, type, payload, created_at) "
+        "SELECT u, s, t, p::jsonb, %s "
+        "FROM unnest(%s::bigint[], %s::bigint[], %s::text[], %s::text[]) AS x(u, s, t, p)",
+        [
+            [item.user_id for item in recorded],
+            [item.seq for item in recorded],
+            [item.type for item in recorded],
+            payloads,
+        ],
+        sqlite_sql=f"INSERT INTO {_EVENT} (user_id, seq, type, payload, created_at) VALUES {{rows}}",
+        row_template="(%s, %s, %s, %s, %s)",
+        extra_params=[connection.ops.adapt_datetimefield_value(now)],
+    )
     transaction.on_commit(lambda: publish_recorded(recorded), robust=True)
     return recorded
 
@@ -195,6 +206,7 @@ def send_control_on_commit(group: str, message: dict[str, Any]) -> None:
 
 # --- the publisher --------------------------------------------------------------
 PUBLISH_CONCURRENCY = 64
+
 
 class Publisher:
     """Hands layer messages to the channel layer from sync or async code.

@@ -1,0 +1,52 @@
+"""Set-based statements for the hot write path (the inbox and chat sends).
+
+On PostgreSQL each statement has one constant text and takes whole columns
+as arrays (`unnest`), bound server-side: psycopg neither re-parses a query
+whose length grows with the batch nor quotes every value into the SQL text,
+which is where a batched send spent most of its CPU through the ORM.
+SQLite (the embedded demo) gets the equivalent multi-row VALUES.
+
+Both run on the Django connection, inside the caller's transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from django.db import connection
+
+
+def _is_postgres() -> bool:
+    return connection.vendor == "postgresql"
+
+
+def execute_returning(
+    postgres_sql: str,
+    columns: Sequence[Sequence[Any]],
+    *,
+    sqlite_sql: str,
+    row_template: str,
+    extra_params: Sequence[Any] = (),
+) -> list[tuple]:
+    """Run an INSERT … RETURNING over column arrays.
+
+    `postgres_sql` takes `extra_params` first, then one array per column.
+    `sqlite_sql` has a `{rows}` slot filled with `row_template` per row;
+    `extra_params` follow each row's values in the template order.
+    """
+    if _is_postgres():
+        import psycopg
+
+        connection.ensure_connection()
+        with psycopg.Cursor(connection.connection) as cursor:
+            cursor.execute(postgres_sql, [*extra_params, *[list(column) for column in columns]])
+            return cursor.fetchall() if cursor.description else []
+    rows = list(zip(*columns, strict=True))
+    sql = sqlite_sql.format(rows=", ".join([row_template] * len(rows)))
+    params: list[Any] = []
+    for row in rows:
+        params += [*row, *extra_params]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall() if cursor.description else []
