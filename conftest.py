@@ -28,11 +28,16 @@ def _close_db_threads_before_test_db_teardown(django_db_setup, django_db_blocker
     close_db_thread_connections()
     # Connections opened by sync_to_async threads of finished tests belong to
     # contexts that no longer exist; end them so the test database can be dropped.
-    with django_db_blocker.unblock(), connections["default"].cursor() as cursor:
-        cursor.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        )
+    with django_db_blocker.unblock():
+        test_database = connections["default"].settings_dict["NAME"]
+        if connections["default"].vendor != "postgresql" or not test_database.startswith("test_"):
+            return
+        with connections["default"].cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = %s AND pid <> pg_backend_pid()",
+                [test_database],
+            )
 
 
 @pytest.fixture(scope="session", autouse=True)
