@@ -28,6 +28,7 @@ from quantumworks.realtime import BROADCAST_GROUP, dumps, iso, publisher, user_g
 from quantumworks.selectors import events_after, inbox_last_seq
 
 logger = logging.getLogger("quantumworks.ws")
+GROUP_REFRESH_SECONDS = 3600
 
 
 def _frame_handlers() -> dict[str, Any]:
@@ -259,7 +260,14 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
 
     async def heartbeat_loop(self) -> None:
         interval = settings.QW_HEARTBEAT_SECONDS
+        groups_joined_at = time.monotonic()
         while True:
             await asyncio.sleep(interval)
             await self.send_frame({"type": "heartbeat", "timestamp": iso(timezone.now())})
             await presence.connection_alive(self)
+            if time.monotonic() - groups_joined_at > GROUP_REFRESH_SECONDS:
+                # channels-redis forgets a membership after group_expiry (1 day):
+                # a long-lived socket would silently stop receiving.
+                groups_joined_at = time.monotonic()
+                for group in [user_group(self.user_id), BROADCAST_GROUP, *self.subscriptions]:
+                    await self.channel_layer.group_add(group, self.channel_name)
