@@ -72,9 +72,14 @@ def optional_client_msg_id(frame: dict[str, Any]) -> str | None:
     value = frame.get("client_msg_id")
     if value is None:
         return None
-    if not isinstance(value, str) or not 1 <= len(value) <= 64:
+    if (
+        not isinstance(value, str)
+        or not 1 <= len(value) <= 64
+        or any(ord(char) < 32 or ord(char) == 127 for char in value)
+    ):
         raise FrameError(
-            "invalid_message", "'client_msg_id' must be a string of 1 to 64 characters"
+            "invalid_message",
+            "'client_msg_id' must be a string of 1 to 64 printable characters",
         )
     return value
 

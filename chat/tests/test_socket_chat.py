@@ -107,6 +107,10 @@ async def test_control_characters_are_removed(pair, open_socket):
             {"type": "chat_message", "receiver_id": 1, "content": "x", "client_msg_id": 12},
             "invalid_message",
         ),
+        (
+            {"type": "chat_message", "receiver_id": 1, "content": "x", "client_msg_id": "a\x00b"},
+            "invalid_message",
+        ),
     ],
 )
 async def test_invalid_message_is_refused_and_nothing_is_stored(pair, open_socket, frame, code):
