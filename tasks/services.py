@@ -107,7 +107,7 @@ def task_set_status(*, task_id: int, status: str, actor: AbstractUser) -> Task:
     after the other against the status the first one left, and every
     recipient sees them in the order they committed.
     """
-    status = TaskStatus(status)
+    status = TaskStatus(status).value  # a ValueError for a status that does not exist
     with transaction.atomic():
         task = (
             Task.objects.select_for_update(of=("self",))
