@@ -16,7 +16,13 @@ from chat import events
 from chat.models import ChatMessage, Room, RoomMembership
 from quantumworks.bulk_sql import execute_returning
 from quantumworks.protocol import FrameError
-from quantumworks.realtime import DurableEvent, record_events
+from quantumworks.realtime import (
+    DurableEvent,
+    record_events,
+    room_group,
+    send_control_on_commit,
+    user_group,
+)
 
 MAX_CONTENT_CHARS = 10_000
 MAX_CONTENT_BYTES = 10 * 1024
@@ -354,6 +360,16 @@ def room_remove_member(*, room: Room, user_id: int) -> bool:
     with transaction.atomic():
         Room.objects.select_for_update().filter(id=room.id).first()
         deleted, _ = RoomMembership.objects.filter(room=room, user_id=user_id).delete()
+        if deleted:
+            # Their open sockets leave the room's group too.
+            send_control_on_commit(
+                user_group(user_id),
+                {
+                    "type": "subscription.revoke",
+                    "group": room_group(room.id),
+                    "channel": f"room:{room.id}",
+                },
+            )
     return bool(deleted)
 
 

@@ -239,6 +239,14 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             return
         await self.send(text_data=message["text"])
 
+    async def subscription_revoke(self, message: dict[str, Any]) -> None:
+        """Access to a subscribed group ended (e.g. removed from a room)."""
+        group = message["group"]
+        if group in self.subscriptions:
+            self.subscriptions.discard(group)
+            await self.channel_layer.group_discard(group, self.channel_name)
+            await self.send_frame({"type": "unsubscribed", "channel": message["channel"]})
+
     async def session_close(self, message: dict[str, Any]) -> None:
         """Another part of the system ended this user's sessions (deactivation, logout)."""
         await self.close_with(message["code"], message["reason"])

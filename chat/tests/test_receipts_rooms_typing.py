@@ -210,3 +210,21 @@ async def test_typing_with_bad_flag_is_invalid(trio, open_socket):
     alice_socket = await open_socket(token=token_for(alice))
     await alice_socket.send({"type": "typing", "receiver_id": bob.id, "is_typing": "yes"})
     assert (await alice_socket.receive_type("error"))["code"] == "invalid_message"
+
+
+async def test_removed_member_loses_the_room_subscription(trio, open_socket):
+    alice, bob, _ = trio
+    room = await sync_to_async(room_create)(creator_id=alice.id, name="team", member_ids=[bob.id])
+    bob_socket = await open_socket(token=token_for(bob))
+    await bob_socket.send({"type": "subscribe", "channel": f"room:{room.id}"})
+    assert await bob_socket.receive_type("subscribed") == {
+        "type": "subscribed",
+        "channel": f"room:{room.id}",
+    }
+    await sync_to_async(room_remove_member)(room=room, user_id=bob.id)
+    assert await bob_socket.receive_type("unsubscribed") == {
+        "type": "unsubscribed",
+        "channel": f"room:{room.id}",
+    }
+    await bob_socket.send({"type": "subscribe", "channel": f"room:{room.id}"})
+    assert (await bob_socket.receive_type("error"))["code"] == "forbidden"
