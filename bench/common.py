@@ -189,7 +189,8 @@ async def wait_until(predicate: Callable[[], bool], *, seconds: float) -> bool:
 
 
 def command_line() -> str:
-    return " ".join([Path(sys.executable).name, *sys.argv])
+    """The command as typed from the repository root (for the report)."""
+    return " ".join([os.path.relpath(sys.executable, REPO), *sys.argv])
 
 
 # --- server processes ---------------------------------------------------------

@@ -32,6 +32,8 @@ from bench.common import (
     add_setup_arguments,
     check_setup_arguments,
     command_line,
+    create_users,
+    flush_redis_prefix,
     layer_backlog,
     loadavg,
     ms,
@@ -59,10 +61,15 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--settle-timeout",
         type=float,
-        default=60,
-        help="max seconds to wait after a step for its backlog; steps stop if it is not drained",
+        default=30,
+        help="max seconds to wait after a step for its backlog",
     )
     parser.add_argument("--pause", type=float, default=2, help="seconds between steps")
+    parser.add_argument(
+        "--stop-when-saturated",
+        action="store_true",
+        help="stop after a step whose backlog did not drain (default: restart and go on)",
+    )
     add_setup_arguments(parser, users=200, port_base=8150)
     args = parser.parse_args()
     check_setup_arguments(parser, args, servers=args.servers)
@@ -216,31 +223,56 @@ async def run_step(
     return drained
 
 
+class Session:
+    """One socket per user, all connected, until `close`."""
+
+    def __init__(self, users: list[BenchUser], slots: list[ServerSlot], meter: Meter) -> None:
+        pick = round_robin(slots)
+        self.clients = [
+            BenchClient(
+                user=user,
+                partner_id=users[index ^ 1].id,
+                pick_slot=pick,
+                on_ack=meter.on_ack,
+                on_event=meter.on_event,
+            )
+            for index, user in enumerate(users)
+        ]
+        self.stop = asyncio.Event()
+        self.tasks = [asyncio.create_task(client.run(self.stop)) for client in self.clients]
+
+    async def opened(self) -> None:
+        await asyncio.wait_for(
+            asyncio.gather(*(client.authenticated.wait() for client in self.clients)),
+            timeout=120,
+        )
+
+    async def close(self) -> None:
+        self.stop.set()
+        await asyncio.wait_for(asyncio.gather(*self.tasks, return_exceptions=True), timeout=30)
+
+
+async def fresh_start(
+    args: argparse.Namespace, slots: list[ServerSlot], *, tag: str
+) -> list[BenchUser]:
+    """Restart the servers on an empty layer with new users: no backlog carries over."""
+    await asyncio.to_thread(stop_servers, slots)
+    await asyncio.to_thread(flush_redis_prefix, args.redis_url, args.prefix)
+    users = await asyncio.to_thread(create_users, args.users, tag=tag)
+    await asyncio.to_thread(start_servers, slots)
+    return users
+
+
 async def run_load(
     args: argparse.Namespace, users: list[BenchUser], slots: list[ServerSlot]
 ) -> None:
     meter = Meter()
-    pick = round_robin(slots)
-    clients = [
-        BenchClient(
-            user=user,
-            partner_id=users[index ^ 1].id,
-            pick_slot=pick,
-            on_ack=meter.on_ack,
-            on_event=meter.on_event,
-        )
-        for index, user in enumerate(users)
-    ]
-    stop = asyncio.Event()
-    tasks = [asyncio.create_task(client.run(stop)) for client in clients]
+    session = Session(users, slots, meter)
     try:
-        await asyncio.wait_for(
-            asyncio.gather(*(client.authenticated.wait() for client in clients)), timeout=120
-        )
-        log(f"{len(clients)} sockets open on {len(slots)} server(s)")
+        await session.opened()
+        log(f"{len(users)} sockets open on {len(slots)} server(s)")
         step_runner = functools.partial(
             run_step,
-            clients=clients,
             slots=slots,
             meter=meter,
             settle_timeout=args.settle_timeout,
@@ -249,18 +281,31 @@ async def run_load(
         )
         if args.warmup_seconds > 0:
             warmup = Step("warmup", max(args.rate_list[0], 50))
-            await step_runner(warmup, seconds=args.warmup_seconds, report=False)
+            await step_runner(
+                warmup, seconds=args.warmup_seconds, clients=session.clients, report=False
+            )
         for number, rate in enumerate(args.rate_list):
             await asyncio.sleep(args.pause)
             log(f"step {number + 1}: {rate:g} msgs/s for {args.step_seconds:g}s")
             step = Step(f"s{number}-{os.getpid()}", rate)
-            drained = await step_runner(step, seconds=args.step_seconds, report=True)
-            if not drained:
-                print(f"stopping: the backlog of the {rate:g}/s step did not drain", flush=True)
-                break
+            drained = await step_runner(
+                step, seconds=args.step_seconds, clients=session.clients, report=True
+            )
+            if not drained and number + 1 < len(args.rate_list):
+                if args.stop_when_saturated:
+                    print(f"stopping: the {rate:g}/s step's backlog did not drain", flush=True)
+                    break
+                print(
+                    f"(the {rate:g}/s step's backlog did not drain: the next step starts on "
+                    "restarted servers, an empty layer and new users)",
+                    flush=True,
+                )
+                await session.close()
+                users = await fresh_start(args, slots, tag=f"load{os.getpid()}-{number}")
+                session = Session(users, slots, meter)
+                await session.opened()
     finally:
-        stop.set()
-        await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), timeout=30)
+        await session.close()
 
 
 def main() -> int:
