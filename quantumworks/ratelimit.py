@@ -7,12 +7,13 @@ does not count). Without it, process memory (the single-process demo).
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 from collections import defaultdict, deque
 
 from django.conf import settings
+
+from quantumworks.redis_client import async_script
 
 _SLIDING_WINDOW = """
 local key = KEYS[1]
@@ -30,30 +31,14 @@ redis.call('PEXPIRE', key, math.ceil(window * 1000))
 return {1, '0'}
 """
 
-_clients: dict[asyncio.AbstractEventLoop, object] = {}
 _memory: dict[str, deque] = defaultdict(deque)
-
-
-def _redis():
-    import redis.asyncio as redis
-
-    loop = asyncio.get_running_loop()
-    client = _clients.get(loop)
-    if client is None:
-        for old_loop in [known for known in _clients if known.is_closed()]:
-            del _clients[old_loop]
-        client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=5)
-        client.sliding_window = client.register_script(_SLIDING_WINDOW)
-        _clients[loop] = client
-    return client
 
 
 async def hit(key: str, *, limit: int, window_seconds: float) -> float | None:
     """Count one hit; None if allowed, else the seconds until one is allowed again."""
     now = time.time()
     if settings.REDIS_URL:
-        client = _redis()
-        allowed, retry_after = await client.sliding_window(
+        allowed, retry_after = await async_script(_SLIDING_WINDOW)(
             keys=[f"{settings.QW_CHANNEL_PREFIX}:rate:{key}"],
             args=[now, window_seconds, limit, f"{now}:{uuid.uuid4().hex[:8]}"],
         )
