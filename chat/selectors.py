@@ -33,6 +33,27 @@ def room_member_ids(*, room_id: int) -> list[int]:
     return list(RoomMembership.objects.filter(room_id=room_id).values_list("user_id", flat=True))
 
 
+def contact_ids(*, user_id: int) -> set[int]:
+    """Whom a user's presence concerns: 1:1 counterparts (either direction) and room co-members.
+
+    One query (a UNION): presence reads it once per online/offline transition,
+    never per heartbeat.
+    """
+    sent_to = ChatMessage.objects.filter(sender_id=user_id, receiver__isnull=False).values_list(
+        "receiver_id", flat=True
+    )
+    received_from = ChatMessage.objects.filter(receiver_id=user_id).values_list(
+        "sender_id", flat=True
+    )
+    my_rooms = RoomMembership.objects.filter(user_id=user_id).values("room_id")
+    roommates = RoomMembership.objects.filter(room_id__in=my_rooms).values_list(
+        "user_id", flat=True
+    )
+    contacts = set(sent_to.union(received_from, roommates))
+    contacts.discard(user_id)
+    return contacts
+
+
 def user_exists(*, user_id: int) -> bool:
     return get_user_model().objects.filter(id=user_id).exists()
 
