@@ -39,7 +39,11 @@ def execute_returning(
         import psycopg
 
         connection.ensure_connection()
-        with psycopg.Cursor(connection.connection) as cursor:
+        raw = psycopg.Cursor(connection.connection)
+        # Django's wrappers keep query logging, execute_wrapper hooks and
+        # error translation (IntegrityError) working for this cursor too.
+        wrap = connection.make_debug_cursor if connection.queries_logged else connection.make_cursor
+        with wrap(raw) as cursor:
             cursor.execute(postgres_sql, [*extra_params, *[list(column) for column in columns]])
             return cursor.fetchall() if cursor.description else []
     rows = list(zip(*columns, strict=True))
