@@ -16,6 +16,7 @@ from django.db import connections
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import AccessToken
 
+from quantumworks import realtime
 from quantumworks.asgi import application
 from quantumworks.db import close_db_thread_connections
 
@@ -77,6 +78,16 @@ def amake_user(make_user):
 
 def token_for(user) -> str:
     return str(AccessToken.for_user(user))
+
+
+@pytest.fixture
+def published():
+    """Every (group, layer message) the publisher hands to the channel layer in the test."""
+    captured: list[tuple[str, dict]] = []
+    listener = captured.extend
+    realtime.publisher.listeners.append(listener)
+    yield captured
+    realtime.publisher.listeners.remove(listener)
 
 
 @pytest.fixture

@@ -158,7 +158,9 @@ def record_events(events: Iterable[DurableEvent]) -> list[RecordedEvent]:
             [item.type for item in recorded],
             payloads,
         ],
-        sqlite_sql=f"INSERT INTO {_EVENT} (user_id, seq, type, payload, created_at) VALUES {{rows}}",
+        sqlite_sql=(
+            f"INSERT INTO {_EVENT} (user_id, seq, type, payload, created_at) VALUES {{rows}}"
+        ),
         row_template="(%s, %s, %s, %s, %s)",
         extra_params=[connection.ops.adapt_datetimefield_value(now)],
     )

@@ -8,7 +8,7 @@ from conftest import token_for
 from notifications.models import Notification
 from notifications.services import notifications_create_bulk
 from quantumworks.models import Event
-from quantumworks.realtime import iso, publisher
+from quantumworks.realtime import iso
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -18,15 +18,6 @@ async def _close_sync_thread_connections():
     """The sync_to_async thread's connection would keep the test database from being dropped."""
     yield
     await sync_to_async(connections.close_all)()
-
-
-@pytest.fixture
-def published():
-    """Every list of (group, message) handed to the channel layer during the test."""
-    captured: list[list[tuple[str, dict]]] = []
-    publisher.listeners.append(captured.append)
-    yield captured
-    publisher.listeners.remove(captured.append)
 
 
 async def test_created_notification_reaches_every_socket_of_its_user_and_nobody_else(
@@ -73,7 +64,7 @@ async def test_notification_created_in_a_transaction_is_published_only_on_commit
         return seen_before_commit
 
     assert await sync_to_async(create_then_look)() == []
-    assert [group for batch in published for group, _ in batch] == [f"user.{alice.id}"]
+    assert [group for group, _ in published] == [f"user.{alice.id}"]
 
 
 async def test_rolled_back_notification_is_never_published(amake_user, open_socket, published):

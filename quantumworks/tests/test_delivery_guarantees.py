@@ -20,16 +20,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def published():
-    """Every list of (group, message) the publisher hands to the channel layer."""
-    captured: list[tuple[str, dict]] = []
-    listener = captured.extend
-    realtime.publisher.listeners.append(listener)
-    yield captured
-    realtime.publisher.listeners.remove(listener)
-
-
-@pytest.fixture
 async def pair(amake_user):
     return await amake_user("alice"), await amake_user("bob")
 

@@ -16,6 +16,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from conftest import token_for
 from quantumworks.models import Event
 from quantumworks.testing.servers import ServerProcess
+from quantumworks.testing.ws import next_of_type
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -32,14 +33,6 @@ def servers():
     yield start
     for server in started:
         server.stop()
-
-
-async def next_of_type(ws, frame_type: str, timeout: float = 5) -> dict:
-    async with asyncio.timeout(timeout):
-        while True:
-            frame = json.loads(await ws.recv())
-            if frame["type"] == frame_type:
-                return frame
 
 
 async def test_message_sent_on_one_process_arrives_on_the_other(amake_user, servers):

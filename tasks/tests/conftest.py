@@ -7,14 +7,7 @@ from dataclasses import dataclass
 import pytest
 from asgiref.sync import sync_to_async
 
-from quantumworks.realtime import publisher
 from tasks.models import Project, Task
-
-
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings):
-    # Five users per test: the production hasher would dominate the run time.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @dataclass
@@ -48,12 +41,3 @@ def board(make_user) -> Board:
 @pytest.fixture
 async def aboard(make_user) -> Board:
     return await sync_to_async(build_board)(make_user)
-
-
-@pytest.fixture
-def published() -> list[tuple[str, dict]]:
-    """Every (group, message) the publisher hands to the channel layer during the test."""
-    captured: list[tuple[str, dict]] = []
-    publisher.listeners.append(captured.extend)
-    yield captured
-    publisher.listeners.remove(captured.extend)

@@ -1,6 +1,5 @@
 """A status change made in this process reaches subscribers on another server process."""
 
-import asyncio
 import json
 
 import pytest
@@ -9,16 +8,9 @@ from websockets.asyncio.client import connect
 
 from conftest import authed_client, token_for
 from quantumworks.testing.servers import ServerProcess
+from quantumworks.testing.ws import next_of_type
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
-
-
-async def next_of_type(ws, frame_type: str, timeout: float = 5) -> dict:
-    async with asyncio.timeout(timeout):
-        while True:
-            frame = json.loads(await ws.recv())
-            if frame["type"] == frame_type:
-                return frame
 
 
 async def test_change_through_rest_here_reaches_sockets_on_another_process(aboard):
