@@ -156,6 +156,21 @@ def proc_cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
+def scrape_counters(port: int, names: tuple[str, ...]) -> dict[str, float] | None:
+    """Selected Prometheus samples of one server (`/metrics`), None if it does not answer."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            text = response.read().decode()
+    except OSError:
+        return None
+    values: dict[str, float] = {}
+    for line in text.splitlines():
+        sample, _, value = line.rpartition(" ")
+        if sample in names:
+            values[sample] = float(value)
+    return values
+
+
 def self_cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime

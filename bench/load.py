@@ -40,6 +40,7 @@ from bench.common import (
     percentile,
     prepare_run,
     round_robin,
+    scrape_counters,
     self_cpu_seconds,
     start_servers,
     stop_servers,
@@ -133,6 +134,21 @@ def persisted_between(user_ids: list[int], start: datetime, end: datetime) -> in
         connection.close()
 
 
+PIPELINE_COUNTERS = ("qw_events_published_total", 'qw_frames_out_total{type="event"}')
+
+
+def pipeline_counters(slots: list[ServerSlot]) -> list[float] | None:
+    """Layer messages published after commit, and event frames sent, summed over servers."""
+    totals = [0.0, 0.0]
+    for slot in slots:
+        values = scrape_counters(slot.port, PIPELINE_COUNTERS)
+        if values is None:
+            return None
+        for index, name in enumerate(PIPELINE_COUNTERS):
+            totals[index] += values.get(name, 0.0)
+    return totals
+
+
 def servers_cpu(slots: list[ServerSlot]) -> float:
     return sum(slot.current.cpu_now() or 0.0 for slot in slots if slot.current)
 
@@ -152,6 +168,7 @@ async def run_step(
     meter.step = step
     stats_before = sum_stats(clients)
     load_before = loadavg()
+    pipeline_0 = await asyncio.to_thread(pipeline_counters, slots)
     cpu_server_0, cpu_client_0 = servers_cpu(slots), self_cpu_seconds()
     wall_0, t0 = datetime.now(UTC), time.monotonic()
     step.window_end = t0 + seconds
@@ -179,6 +196,12 @@ async def run_step(
     backlog = total - step.acks_in_window
     undelivered = total - len(step.delivered)
     layer_queue = await asyncio.to_thread(layer_backlog, redis_url, prefix)
+    pipeline_1 = await asyncio.to_thread(pipeline_counters, slots)
+    if pipeline_0 and pipeline_1:
+        published, event_frames = (int(b - a) for a, b in zip(pipeline_0, pipeline_1, strict=True))
+        pipeline = f"published={published} event_frames_out={event_frames}"
+    else:
+        pipeline = "published=n/a event_frames_out=n/a"
     drained = await wait_until(
         lambda: len(step.acked) == total and len(step.delivered) == total,
         seconds=settle_timeout,
@@ -214,7 +237,7 @@ async def run_step(
         f"server cpu {(cpu_server_1 - cpu_server_0) / window:.0%} of a core, "
         f"{cpu_per_msg} | client cpu {(cpu_client_1 - cpu_client_0) / window:.0%} "
         f"| errors={errors or 0} disconnects={disconnects} | at window end: unacked={backlog} "
-        f"undelivered={undelivered} layer_queue={layer_queue}, "
+        f"undelivered={undelivered} layer_queue={layer_queue} {pipeline}, "
         f"{'drained' if drained else 'NOT drained'} {drain_seconds:.1f}s later "
         f"(acked {persisted_total}/{total}, delivered {len(step.delivered)}/{total}) | "
         f"load {load_before} → {loadavg()}",
