@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import orjson
+from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.utils import timezone
@@ -53,9 +54,29 @@ async def close_all_for_restart() -> None:
 class RealtimeConsumer(AsyncWebsocketConsumer):
     frame_handlers: dict[str, Any] | None = None
 
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        """channels' dispatch, minus its `aclose_old_connections()` per message.
+
+        That call hops to the sync thread on every frame and layer message;
+        this consumer never touches the ORM on the event loop (DB work runs
+        on quantumworks.db's threads), so there is nothing for it to close.
+        """
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
+
+    async def send(self, text_data=None, bytes_data=None, close=False) -> None:
+        # After a close (4012 on shutdown, 4003, …) a late ack or event has
+        # nowhere to go; sending it would only raise in the protocol server.
+        if self.closing:
+            return
+        await super().send(text_data=text_data, bytes_data=bytes_data, close=close)
+
     async def connect(self) -> None:
         publisher.bind_loop(asyncio.get_running_loop())
         self.user_id: int | None = None
+        self.closing = False
         self.last_sent_seq = 0
         self.close_code_sent: int | None = None
         self.subscriptions: set[str] = set()
@@ -106,6 +127,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             return None
 
     async def disconnect(self, code: int) -> None:
+        self.closing = True
         for task in getattr(self, "background", []):
             task.cancel()
         if getattr(self, "expiry_handle", None) is not None:
@@ -126,8 +148,11 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         )
 
     async def close_with(self, code: int, reason: str) -> None:
+        if self.closing:
+            return
         self.close_code_sent = code
         await self.close(code=code, reason=reason)
+        self.closing = True
 
     # --- client → server --------------------------------------------------
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
@@ -224,6 +249,16 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             for seq, event_type, payload in rows:
                 await self.send_event_text(seq, dumps({"type": event_type, "seq": seq, **payload}))
 
+    async def catch_up(self) -> None:
+        """Send events whose doorbell never rang (the layer is at-most-once).
+
+        Gap repair covers a lost event followed by another; this covers a
+        lost *last* event, within one heartbeat interval.
+        """
+        current = await run_db(inbox_last_seq)(self.user_id)
+        if current > self.last_sent_seq:
+            await self.repair_gap(current)
+
     # --- layer messages ---------------------------------------------------------
     async def inbox_events(self, message: dict[str, Any]) -> None:
         for seq, text in message["events"]:
@@ -273,6 +308,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             await asyncio.sleep(interval)
             await self.send_frame({"type": "heartbeat", "timestamp": iso(timezone.now())})
             await presence.connection_alive(self)
+            await self.catch_up()
             if time.monotonic() - groups_joined_at > GROUP_REFRESH_SECONDS:
                 # channels-redis forgets a membership after group_expiry (1 day):
                 # a long-lived socket would silently stop receiving.
