@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 
-from asgiref.sync import async_to_sync
 from django.conf import settings
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
@@ -97,7 +96,7 @@ class MessageListCreate(GenericAPIView):
         """Send a message: the socket's rules, live delivery and idempotency."""
         send = MessageSendSerializer(data=request.data)
         send.is_valid(raise_exception=True)
-        retry_after = async_to_sync(ratelimit.hit)(
+        retry_after = ratelimit.hit_sync(
             f"chat:{request.user.id}",
             limit=settings.QW_RATE_CHAT_PER_MIN,
             window_seconds=60,

@@ -15,7 +15,6 @@ from chat.services import (
     message_mark_read,
 )
 from chat.writer import writer
-from quantumworks import ratelimit
 from quantumworks.db import run_db
 from quantumworks.protocol import (
     FrameError,
@@ -26,6 +25,7 @@ from quantumworks.protocol import (
 from quantumworks.realtime import iso, send_ephemeral_rollback_unsafe, user_group
 
 ERROR_MESSAGES = {
+    "rate_limited": "too many messages",
     "not_found": "no such receiver or room",
     "server_error": "the message could not be stored",
 }
@@ -39,18 +39,6 @@ async def chat_message(consumer, frame: dict[str, Any]) -> None:
     except FrameError as error:
         error.ref = client_msg_id
         raise
-    retry_after = await ratelimit.hit(
-        f"chat:{consumer.user_id}",
-        limit=settings.QW_RATE_CHAT_PER_MIN,
-        window_seconds=60,
-    )
-    if retry_after is not None:
-        raise FrameError(
-            "rate_limited",
-            "too many messages",
-            ref=client_msg_id,
-            retry_after=retry_after,
-        )
     result = await writer.submit(
         SendRequest(
             sender_id=consumer.user_id,
@@ -61,7 +49,12 @@ async def chat_message(consumer, frame: dict[str, Any]) -> None:
         )
     )
     if not result.ok:
-        raise FrameError(result.error, ERROR_MESSAGES[result.error], ref=client_msg_id)
+        raise FrameError(
+            result.error,
+            ERROR_MESSAGES[result.error],
+            ref=client_msg_id,
+            retry_after=result.retry_after,
+        )
     await consumer.send_frame(
         {
             "type": "message_sent",

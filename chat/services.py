@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from chat import events
 from chat.models import ChatMessage, Room, RoomMembership
-from quantumworks.bulk_sql import execute_returning
+from quantumworks.bulk_sql import execute_returning, ids_where_in
 from quantumworks.protocol import FrameError
 from quantumworks.realtime import (
     DurableEvent,
@@ -56,6 +56,7 @@ class SendResult:
     created_at: datetime | None = None
     duplicate: bool = False
     error: str | None = None  # a protocol error code
+    retry_after: float | None = None  # with error "rate_limited"
 
     @property
     def ok(self) -> bool:
@@ -64,6 +65,7 @@ class SendResult:
 
 NOT_FOUND = SendResult(error="not_found")
 _MESSAGES = ChatMessage._meta.db_table
+_USERS = get_user_model()._meta.db_table
 
 
 def _room_members_locked(room_ids: set[int]) -> dict[int, list[int]]:
@@ -125,11 +127,10 @@ def messages_send_batch(requests: Sequence[SendRequest]) -> list[SendResult]:
     results: list[SendResult | None] = [None] * len(requests)
     now = timezone.now()
     with transaction.atomic():
-        receiver_ids = {r.receiver_id for r in requests if r.receiver_id is not None}
-        active_receivers = set(
-            get_user_model()
-            .objects.filter(id__in=receiver_ids, is_active=True)
-            .values_list("id", flat=True)
+        active_receivers = ids_where_in(
+            _USERS,
+            sorted({r.receiver_id for r in requests if r.receiver_id is not None}),
+            "is_active",
         )
         room_members = _room_members_locked({r.room_id for r in requests if r.room_id is not None})
 

@@ -16,6 +16,7 @@ import logging
 from django.conf import settings
 
 from chat.services import SendRequest, SendResult, messages_send_batch
+from quantumworks import ratelimit
 from quantumworks.db import run_db
 
 logger = logging.getLogger(__name__)
@@ -60,7 +61,20 @@ class MessageWriter:
             self.in_flight -= 1
 
     async def _write(self, batch) -> list[SendResult]:
-        requests = [request for request, _ in batch]
+        """Rate-limit the batch (one Redis call), then store what is allowed."""
+        waits = await ratelimit.hit_many(
+            [f"chat:{request.sender_id}" for request, _ in batch],
+            limit=settings.QW_RATE_CHAT_PER_MIN,
+            window_seconds=60,
+        )
+        allowed = [request for (request, _), wait in zip(batch, waits, strict=True) if wait is None]
+        stored = iter(await self._store(allowed) if allowed else [])
+        return [
+            next(stored) if wait is None else SendResult(error="rate_limited", retry_after=wait)
+            for wait in waits
+        ]
+
+    async def _store(self, requests: list[SendRequest]) -> list[SendResult]:
         try:
             return await run_db(messages_send_batch)(requests)
         except Exception:

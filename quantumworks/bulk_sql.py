@@ -36,21 +36,40 @@ def execute_returning(
     `extra_params` follow each row's values in the template order.
     """
     if _is_postgres():
-        import psycopg
-
-        connection.ensure_connection()
-        raw = psycopg.Cursor(connection.connection)
-        # Django's wrappers keep query logging, execute_wrapper hooks and
-        # error translation (IntegrityError) working for this cursor too.
-        wrap = connection.make_debug_cursor if connection.queries_logged else connection.make_cursor
-        with wrap(raw) as cursor:
-            cursor.execute(postgres_sql, [*extra_params, *[list(column) for column in columns]])
-            return cursor.fetchall() if cursor.description else []
+        return fetch(postgres_sql, [*extra_params, *[list(column) for column in columns]])
     rows = list(zip(*columns, strict=True))
     sql = sqlite_sql.format(rows=", ".join([row_template] * len(rows)))
     params: list[Any] = []
     for row in rows:
         params += [*row, *extra_params]
-    with connection.cursor() as cursor:
+    return fetch(sql, params)
+
+
+def fetch(sql: str, params: Sequence[Any]) -> list[tuple]:
+    """Execute on the Django connection; on PostgreSQL with server-side binding."""
+    if not _is_postgres():
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchall() if cursor.description else []
+    import psycopg
+
+    connection.ensure_connection()
+    raw = psycopg.Cursor(connection.connection)
+    # Django's wrappers keep query logging, execute_wrapper hooks and
+    # error translation (IntegrityError) working for this cursor too.
+    wrap = connection.make_debug_cursor if connection.queries_logged else connection.make_cursor
+    with wrap(raw) as cursor:
         cursor.execute(sql, params)
         return cursor.fetchall() if cursor.description else []
+
+
+def ids_where_in(table: str, ids: Sequence[int], condition: str) -> set[int]:
+    """`SELECT id FROM table WHERE id IN ids AND condition` (condition: constant SQL)."""
+    if not ids:
+        return set()
+    if _is_postgres():
+        rows = fetch(f"SELECT id FROM {table} WHERE id = ANY(%s) AND {condition}", [list(ids)])
+    else:
+        marks = ", ".join(["%s"] * len(ids))
+        rows = fetch(f"SELECT id FROM {table} WHERE id IN ({marks}) AND {condition}", list(ids))
+    return {row[0] for row in rows}

@@ -254,6 +254,11 @@ class Publisher:
             return
         if len(messages) == 1:
             await self._send_one(layer, *messages[0])
+        elif hasattr(layer, "group_send_many"):
+            try:
+                await layer.group_send_many(messages)
+            except Exception:  # the database keeps the events; clients catch up
+                logger.exception("publishing %d group messages failed", len(messages))
         else:
             # One message per group here, so their relative order does not
             # matter; bounded so a 10,000-user announcement does not open

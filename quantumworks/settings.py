@@ -108,7 +108,7 @@ QW_CHANNEL_LAYER = env.str("QW_CHANNEL_LAYER", default="pubsub")
 if REDIS_URL and QW_CHANNEL_LAYER == "pubsub":
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "BACKEND": "quantumworks.layers.PubSubChannelLayer",
             "CONFIG": {"hosts": [_REDIS_HOST], "prefix": QW_CHANNEL_PREFIX},
         }
     }
