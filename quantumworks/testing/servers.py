@@ -30,7 +30,8 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    def __init__(self, port: int | None = None, **env: str) -> None:
+    def __init__(self, port: int | None = None, *, access_log: bool = False, **env: str) -> None:
+        self.access_log = access_log
         self.port = port or free_port()
         self.extra_env = env
         self.process: subprocess.Popen | None = None
@@ -60,10 +61,17 @@ class ServerProcess:
             **self.extra_env,
         }
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "quantumworks.serve", "--port", str(self.port)],
+            [
+                sys.executable,
+                "-m",
+                "quantumworks.serve",
+                "--port",
+                str(self.port),
+                *(["--access-log"] if self.access_log else []),
+            ],
             cwd=ROOT,
             env=env,
-            stdout=subprocess.DEVNULL,
+            stdout=self.log,
             stderr=self.log,
         )
         deadline = time.monotonic() + timeout

@@ -7,6 +7,7 @@ Origin, SIGTERM's 4012, and a killed process whose clients resume elsewhere.
 
 import asyncio
 import json
+import urllib.request
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -176,3 +177,20 @@ async def test_killed_server_client_resumes_on_the_other_exactly_once(amake_user
     assert stored == list(range(1, total + 1))
     assert seen == stored  # every committed message, in order, once after dedupe by seq
     assert raw_count >= total
+
+
+async def test_tokens_never_reach_the_logs(amake_user, servers):
+    alice = await amake_user("alice")
+    token = token_for(alice)
+    server = servers(access_log=True)
+    async with connect(f"{server.ws_url}?token={token}") as ws:
+        await next_of_type(ws, "authenticated")
+    await asyncio.to_thread(
+        urllib.request.urlopen, f"{server.http_url}/healthz?token={token}", timeout=5
+    )
+    await asyncio.sleep(0.3)
+    output = server.output()
+    assert "GET /healthz?token=[redacted]" in output
+    assert f"ws connect user={alice.id}" in output
+    assert token not in output
+    assert token.split(".")[2] not in output
