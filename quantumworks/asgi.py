@@ -8,13 +8,16 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "quantumworks.settings")
 django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter
+from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
 
 from quantumworks.auth import JWTAuthMiddleware, OriginGuard
 from quantumworks.routing import websocket_urlpatterns
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        # Static files (admin, API docs) from the app directories: the server
+        # works without a separate web server in front of it.
+        "http": ASGIStaticFilesHandler(django_asgi_app),
         "websocket": OriginGuard(JWTAuthMiddleware(URLRouter(websocket_urlpatterns))),
     }
 )

@@ -36,6 +36,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework_simplejwt.token_blacklist",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "channels",
     "quantumworks",
     "chat",
@@ -153,6 +154,9 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "History and control endpoints of the QuantumWorks real-time backend.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # --- Realtime ----------------------------------------------------------------

@@ -51,8 +51,11 @@ def test_schema_describes_every_endpoint_with_request_and_response_shapes(make_u
                 assert "requestBody" in operation, f"{method} {path} has no request body"
 
 
-def test_docs_page_is_served(client):
-    assert client.get("/api/docs/").status_code == 200
+def test_docs_page_is_served_with_local_assets(client):
+    page = client.get("/api/docs/")
+    assert page.status_code == 200
+    assert "cdn.jsdelivr" not in page.content.decode()
+    assert "/static/drf_spectacular_sidecar/" in page.content.decode()
 
 
 def test_healthz_and_readyz(client):
