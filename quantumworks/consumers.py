@@ -261,13 +261,15 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
 
     # --- layer messages ---------------------------------------------------------
     async def inbox_events(self, message: dict[str, Any]) -> None:
-        for seq, text in message["events"]:
+        for seq, event_type, text in message["events"]:
             if seq <= self.last_sent_seq:
                 continue  # already sent by a replay or a repair
             if seq > self.last_sent_seq + 1:
                 await self.repair_gap(seq - 1)
             await self.send_event_text(seq, text)
-            metrics.FRAMES_OUT.labels("event").inc()
+            metrics.FRAMES_OUT.labels(event_type).inc()
+        if "committed_at" in message:
+            metrics.DELIVERY_LATENCY.observe(max(time.time() - message["committed_at"], 0))
 
     async def ephemeral_frame(self, message: dict[str, Any]) -> None:
         if message.get("exclude_user") == self.user_id:

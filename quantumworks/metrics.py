@@ -8,7 +8,7 @@ FRAMES_OUT = Counter("qw_frames_out_total", "Frames sent to clients", ["type"])
 EVENTS_PUBLISHED = Counter("qw_events_published_total", "Layer messages published after commit")
 DELIVERY_LATENCY = Histogram(
     "qw_delivery_latency_seconds",
-    "From a chat message's commit to its frame leaving the server",
+    "From a durable event's commit to its frame leaving the server (live delivery)",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
 RATE_LIMITED = Counter("qw_rate_limited_total", "Frames refused by a rate limit", ["kind"])

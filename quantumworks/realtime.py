@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -176,12 +177,17 @@ def record_event(
 
 def publish_recorded(recorded: Sequence[RecordedEvent]) -> None:
     """Ring each user's doorbell: one layer message per user with all of their new events."""
+    committed_at = time.time()
     by_user: dict[int, list[list[Any]]] = defaultdict(list)
     for item in recorded:
-        by_user[item.user_id].append([item.seq, item.text])
+        by_user[item.user_id].append([item.seq, item.type, item.text])
     publisher.publish(
         [
-            (user_group(user_id), {"type": "inbox.events", "events": events})
+            (
+                user_group(user_id),
+                # committed_at: for the delivery latency histogram (SPEC §9)
+                {"type": "inbox.events", "events": events, "committed_at": committed_at},
+            )
             for user_id, events in by_user.items()
         ]
     )

@@ -84,3 +84,35 @@ def test_metrics_are_prometheus_text(client):
         "qw_rate_limited_total",
     ):
         assert name in body
+
+
+def _metric(body: str, name: str) -> float:
+    for line in body.splitlines():
+        if line.startswith((name + " ", name + "{")):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_metrics_count_frames_and_delivery_latency(amake_user, open_socket):
+    from asgiref.sync import sync_to_async
+    from django.test import Client
+
+    from conftest import token_for
+
+    get_metrics = sync_to_async(lambda: Client().get("/metrics").content.decode())
+    before = await get_metrics()
+    alice, bob = await amake_user("alice"), await amake_user("bob")
+    alice_socket = await open_socket(token=token_for(alice))
+    bob_socket = await open_socket(token=token_for(bob))
+    await alice_socket.send({"type": "chat_message", "receiver_id": bob.id, "content": "hi"})
+    await bob_socket.receive_type("chat_message")
+    await alice_socket.receive_type("chat_message")
+    after = await get_metrics()
+    latency = "qw_delivery_latency_seconds_count"
+    assert _metric(after, latency) >= _metric(before, latency) + 2
+    sent = 'qw_frames_out_total{type="chat_message"}'
+    assert _metric(after, sent) >= _metric(before, sent) + 2
+    received = 'qw_frames_in_total{type="chat_message"}'
+    assert _metric(after, received) == _metric(before, received) + 1
+    assert _metric(after, "qw_open_connections") >= 2
