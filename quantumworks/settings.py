@@ -22,6 +22,13 @@ if not SECRET_KEY:
     raise environ.ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off")
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
+# Behind a TLS-terminating load balancer: secure cookies, HTTPS redirect, HSTS.
+if env.bool("QW_HTTPS", default=False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = True
+    SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = env.int("QW_HSTS_SECONDS", default=3600)
+    CSRF_TRUSTED_ORIGINS = env.list("QW_CSRF_TRUSTED_ORIGINS", default=[])
 # Browser origins allowed to open a WebSocket, besides the server's own.
 QW_ALLOWED_ORIGINS = env.list("QW_ALLOWED_ORIGINS", default=[])
 
