@@ -78,6 +78,9 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         self.user_id: int | None = None
         self.closing = False
         self.last_sent_seq = 0
+        # Held while sending durable events: the heartbeat's catch-up runs
+        # beside the dispatch loop and must not interleave with it.
+        self.delivery_lock = asyncio.Lock()
         self.close_code_sent: int | None = None
         self.subscriptions: set[str] = set()
         self.background: list[asyncio.Task] = []
@@ -203,6 +206,10 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
 
     async def replay(self, after_seq: int) -> None:
         """Send every event with seq > after_seq in bounded batches, then `resumed`."""
+        async with self.delivery_lock:
+            await self._replay(after_seq)
+
+    async def _replay(self, after_seq: int) -> None:
         batch = settings.QW_REPLAY_BATCH
         current = await run_db(inbox_last_seq)(self.user_id)
         cursor = after_seq
@@ -257,10 +264,15 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         """
         current = await run_db(inbox_last_seq)(self.user_id)
         if current > self.last_sent_seq:
-            await self.repair_gap(current)
+            async with self.delivery_lock:
+                await self.repair_gap(current)
 
     # --- layer messages ---------------------------------------------------------
     async def inbox_events(self, message: dict[str, Any]) -> None:
+        async with self.delivery_lock:
+            await self._deliver(message)
+
+    async def _deliver(self, message: dict[str, Any]) -> None:
         for seq, event_type, text in message["events"]:
             if seq <= self.last_sent_seq:
                 continue  # already sent by a replay or a repair

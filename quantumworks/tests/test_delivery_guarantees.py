@@ -266,3 +266,33 @@ def test_same_client_msg_id_from_another_sender_is_a_new_message(make_user):
     second = message_send(sender_id=bob.id, receiver_id=alice.id, content="b", client_msg_id="k")
     assert first.message_id != second.message_id
     assert not second.duplicate
+
+
+async def test_lost_last_event_arrives_at_the_next_heartbeat(pair, open_socket, settings):
+    """No later event will reveal the gap: the heartbeat's catch-up must."""
+    settings.QW_HEARTBEAT_SECONDS = 0.3
+    alice, bob = pair
+    bob_socket = await open_socket(token=token_for(bob))
+    original = realtime.publisher.publish
+
+    def drop_inbox_events(messages):
+        original([(g, m) for g, m in messages if m["type"] != "inbox.events"])
+
+    realtime.publisher.publish = drop_inbox_events
+    try:
+        await send_many(alice, bob, 1, prefix="only")
+        frame = await bob_socket.receive_type("chat_message", timeout=3)
+    finally:
+        realtime.publisher.publish = original
+    assert (frame["seq"], frame["content"]) == (1, "only0")
+    await bob_socket.assert_nothing(timeout=0.8)
+
+
+async def test_catch_up_beside_live_traffic_sends_each_event_once(pair, open_socket, settings):
+    settings.QW_HEARTBEAT_SECONDS = 0.02  # catch-up runs constantly beside live delivery
+    alice, bob = pair
+    bob_socket = await open_socket(token=token_for(bob))
+    await send_many(alice, bob, 40)
+    frames = await bob_socket.receive_all("chat_message", 40)
+    assert [frame["seq"] for frame in frames] == list(range(1, 41))
+    await bob_socket.assert_nothing(timeout=0.3)
