@@ -35,4 +35,8 @@ if ! redis_up; then
   for _ in $(seq 1 30); do redis_up && break; sleep 0.5; done
   redis_up || { echo "Redis does not answer on 127.0.0.1:$REDIS_PORT" >&2; exit 1; }
 fi
-echo "PostgreSQL and Redis answer"
+# The browser tests drive Debian's Chromium (Playwright cannot download its own build here).
+if [ ! -x /usr/bin/chromium ]; then
+  echo "installing Chromium"; apt_install chromium
+fi
+echo "PostgreSQL and Redis answer; Chromium at /usr/bin/chromium"
