@@ -109,7 +109,8 @@ export class QWRealtime {
     this.backoffBaseMs = backoffBaseMs;
     this.backoffCapMs = backoffCapMs;
     this.heartbeatMs = heartbeatMs;
-    this.userId = jwtClaims(token).user_id ?? null;
+    const claimed = jwtClaims(token).user_id; // simplejwt writes it as a string
+    this.userId = claimed == null ? null : Number(claimed);
     this.state = "closed";
     this.lastSeq = null;
     this.outbox = new Map(); // client_msg_id → chat_message frame, in send order

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import re
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 import pytest
 from django.db import connection
 from playwright.sync_api import expect
+from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 
 from chat.models import ChatMessage
 from conftest import authed_client
@@ -144,3 +146,33 @@ def test_message_written_offline_is_sent_once_after_the_tab_is_closed_and_reopen
     bob_again.wait_for_function("window.qw.pending().length === 0")
     assert list(ChatMessage.objects.values_list("content", flat=True)) == ["typed offline"]
     assert re.fullmatch(r"[0-9a-f-]{32,36}", ChatMessage.objects.get().client_msg_id)
+
+
+CLIENT_UNTIL = """async ([token, refresh, until]) => {
+    const { QWRealtime } = await import("/static/qw-realtime.js");
+    return await new Promise((resolve) => {
+        const seen = [];
+        const rt = new QWRealtime({ token, refreshToken: refresh });
+        const done = () => { rt.close(); resolve({ seen, token: rt.token }); };
+        rt.on("tokens", () => seen.push("tokens"));
+        rt.on("auth_error", (e) => { seen.push(`auth_error ${e.code}`); if (until === "auth_error") done(); });
+        rt.on("authenticated", () => { seen.push("authenticated"); if (until === "authenticated") done(); });
+    });
+}"""
+
+
+def test_client_refreshes_an_expired_token_and_stops_on_an_invalid_one(make_user, server, contexts):
+    alice = make_user("alice")
+    base = server().http_url
+    page = contexts().new_page()
+    page.goto(f"{base}/login/")
+    expired = AccessToken.for_user(alice)
+    expired.set_exp(lifetime=-timedelta(seconds=5))
+    refresh = str(RefreshToken.for_user(alice))
+
+    renewed = page.evaluate(CLIENT_UNTIL, [str(expired), refresh, "authenticated"])
+    refused = page.evaluate(CLIENT_UNTIL, ["not-a-token", refresh, "auth_error"])
+
+    assert renewed["seen"] == ["tokens", "authenticated"]
+    assert AccessToken(renewed["token"])["user_id"] == str(alice.id)
+    assert refused["seen"] == ["auth_error 4001"]
