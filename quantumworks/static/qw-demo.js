@@ -2,7 +2,7 @@
 // client, the navigation bar with the unread badge, and notification toasts.
 // Everything user-supplied is put in the page with textContent, never as HTML.
 
-import { QWRealtime, jwtClaims } from "/static/qw-realtime.js";
+import { QWSharedRealtime, jwtClaims } from "/static/qw-realtime.js";
 
 const TOKENS_KEY = "qw.tokens";
 
@@ -96,14 +96,14 @@ export async function startPage() {
   document.getElementById("whoami").textContent = me.username;
   document.getElementById("sign-out").addEventListener("click", () => signOut());
 
-  const rt = new QWRealtime({
+  // One socket for all the tabs of this browser (SPEC §8).
+  const rt = new QWSharedRealtime({
     token: tokens.access,
     refreshToken: tokens.refresh,
     onTokens: (fresh) => {
       tokens = fresh;
       storeTokens(fresh);
     },
-    persist: true,
   });
   window.qw = rt; // for the console (and the browser tests)
   const stateLabel = document.getElementById("conn-state");

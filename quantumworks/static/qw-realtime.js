@@ -12,7 +12,9 @@
 //   its client_msg_id, until the server acknowledges it (`message_sent`, a
 //   duplicate counts) or its own echo arrives; the server deduplicates resends;
 // - with `persist` the outbox and last_seq live in IndexedDB, so a message typed
-//   offline is sent once even if the tab is closed and opened again.
+//   offline is sent once even if the tab is closed and opened again;
+// - QWSharedRealtime (same API) keeps one socket per browser: the tabs elect a
+//   leader with a Web Lock and share its frames over a BroadcastChannel.
 
 const DURABLE_RETRYABLE_ERRORS = new Set(["server_error"]);
 const EPHEMERAL_TYPES = new Set(["typing", "ping", "heartbeat"]);
@@ -157,6 +159,11 @@ export class QWRealtime {
     if (this.state === "open") this.transmit(out);
     else if (!EPHEMERAL_TYPES.has(out.type)) this.queue.push(out);
     return out;
+  }
+
+  /** Resolves when the state so far is written to the store. */
+  saved() {
+    return this.saving || Promise.resolve();
   }
 
   /** Unacknowledged chat messages, oldest first. */
@@ -418,5 +425,136 @@ export class QWRealtime {
     this.saving = (this.saving || this.ready)
       .then(() => this.store.save({ lastSeq: this.lastSeq, outbox: this.pending() }))
       .catch((error) => console.warn("qw-realtime: could not save state", error));
+  }
+}
+
+/**
+ * One socket per browser: the tabs of a user elect a leader with a Web Lock; the
+ * leader holds the only QWRealtime (and its IndexedDB state) and relays every
+ * frame and client event to the other tabs over a BroadcastChannel; the others
+ * hand their sends to it. When the leader tab closes, the lock passes to another
+ * tab, which resumes from the shared last_seq. Same API as QWRealtime.
+ */
+export class QWSharedRealtime {
+  constructor(options = {}) {
+    this.options = { persist: true, ...options };
+    const claimed = jwtClaims(options.token).user_id;
+    this.userId = claimed == null ? null : Number(claimed);
+    this.name = `qw-realtime:user:${this.userId}`;
+    this.listeners = new Map();
+    this.state = "connecting";
+    this.leader = null;
+    this.seenSeq = null; // the highest seq relayed to this tab
+    this.unacked = new Map(); // chat messages of this tab, until acknowledged
+    this.sharedOutbox = null;
+    if (!globalThis.navigator?.locks || !globalThis.BroadcastChannel) {
+      this.lead(); // no sharing possible: a socket of our own
+      return;
+    }
+    this.channel = new BroadcastChannel(this.name);
+    this.channel.onmessage = (message) => this.fromChannel(message.data);
+    navigator.locks.request(this.name, () => {
+      if (this.closed) return null;
+      // Held as long as this tab lives (or until close()).
+      return new Promise((release) => {
+        this.releaseLock = release;
+        this.lead();
+      });
+    });
+    this.post({ kind: "hello" });
+  }
+
+  get isLeader() {
+    return this.leader !== null;
+  }
+
+  get lastSeq() {
+    return this.leader ? this.leader.lastSeq : this.seenSeq;
+  }
+
+  on(type, fn) {
+    return QWRealtime.prototype.on.call(this, type, fn);
+  }
+
+  emit(type, payload) {
+    return QWRealtime.prototype.emit.call(this, type, payload);
+  }
+
+  send(frame) {
+    const out = { ...frame };
+    if (out.type === "chat_message") {
+      out.client_msg_id ||= newClientMsgId();
+      this.unacked.set(out.client_msg_id, out);
+    }
+    if (this.leader) this.leader.send(out);
+    else this.post({ kind: "send", frame: out });
+    return out;
+  }
+
+  pending() {
+    if (this.leader) return this.leader.pending();
+    return this.sharedOutbox ?? [...this.unacked.values()];
+  }
+
+  /** Resolves when the leader's state is written to IndexedDB. */
+  saved() {
+    return this.leader ? this.leader.saved() : Promise.resolve();
+  }
+
+  close() {
+    this.closed = true;
+    this.leader?.close();
+    this.releaseLock?.();
+    this.channel?.close();
+  }
+
+  post(message) {
+    this.channel?.postMessage(message);
+  }
+
+  lead() {
+    const rt = new QWRealtime({ ...this.options, autoConnect: false });
+    this.leader = rt;
+    rt.on("*", (event) => {
+      this.post({ kind: "event", event });
+      this.deliver(event);
+    });
+    rt.ready.then(() => {
+      // Frames the previous leader relayed may be newer than what it managed to save.
+      if (this.seenSeq !== null && (rt.lastSeq === null || rt.lastSeq < this.seenSeq)) {
+        rt.lastSeq = this.seenSeq;
+      }
+      for (const frame of this.unacked.values()) rt.send(frame);
+      this.post({ kind: "leader" });
+      rt.connect();
+    });
+  }
+
+  deliver(event) {
+    if (typeof event.seq === "number") this.seenSeq = Math.max(this.seenSeq ?? 0, event.seq);
+    if (event.type === "state") this.state = event.state;
+    if (event.type === "outbox") this.sharedOutbox = event.pending;
+    const acked =
+      event.type === "message_sent" ||
+      (event.type === "chat_message" && event.sender_id === this.userId);
+    if (acked) this.unacked.delete(event.client_msg_id);
+    this.emit(event.type, event);
+  }
+
+  fromChannel(message) {
+    if (this.leader) {
+      if (message.kind === "send") this.leader.send(message.frame);
+      else if (message.kind === "hello") {
+        const state = { type: "state", state: this.leader.state };
+        this.post({ kind: "event", event: state });
+        this.post({ kind: "event", event: { type: "outbox", pending: this.leader.pending() } });
+      }
+      return;
+    }
+    if (message.kind === "event") this.deliver(message.event);
+    else if (message.kind === "leader") {
+      // A new leader: whatever this tab sent meanwhile may have reached nobody.
+      for (const frame of this.unacked.values()) this.post({ kind: "send", frame });
+    }
   }
 }

@@ -132,7 +132,7 @@ def test_message_written_offline_is_sent_once_after_the_tab_is_closed_and_reopen
     bob_page.fill("#text", "typed offline")
     bob_page.press("#text", "Enter")
     expect(bob_page.locator("#messages .msg.mine .tick")).to_have_text("⏱")
-    bob_page.wait_for_function("window.qw.saving.then(() => true)")
+    bob_page.evaluate("window.qw.saved()")
     bob_page.close()
 
     second = server(first.port)
@@ -176,3 +176,47 @@ def test_client_refreshes_an_expired_token_and_stops_on_an_invalid_one(make_user
     assert renewed["seen"] == ["tokens", "authenticated"]
     assert AccessToken(renewed["token"])["user_id"] == str(alice.id)
     assert refused["seen"] == ["auth_error 4001"]
+
+
+def test_tabs_of_one_browser_share_one_socket_and_the_next_tab_takes_over(
+    make_user, server, contexts
+):
+    alice, bob = make_user("alice"), make_user("bob")
+    base = server().http_url
+    bob_page = sign_in(contexts(), base, "bob", f"/chat/?with={alice.id}")
+    alice_context = contexts()
+    first = sign_in(alice_context, base, "alice", f"/chat/?with={bob.id}")
+    second = alice_context.new_page()
+    second_sockets = []
+    second.on("websocket", lambda socket: second_sockets.append(socket.url))
+    second.goto(f"{base}/chat/?with={bob.id}")
+    wait_ready(second)
+
+    second.fill("#text", "from the second tab")
+    second.press("#text", "Enter")
+    expect(bob_page.locator("#messages .content")).to_have_text(["from the second tab"])
+    expect(second.locator("#messages .msg.mine .tick")).not_to_have_text("⏱")
+    bob_page.fill("#text", "to both tabs")
+    bob_page.press("#text", "Enter")
+    for page in (first, second):
+        expect(page.locator("#messages .content")).to_have_text(
+            ["from the second tab", "to both tabs"]
+        )
+    assert (first.evaluate("window.qw.isLeader"), second.evaluate("window.qw.isLeader")) == (
+        True,
+        False,
+    )
+    assert second_sockets == []
+
+    seen = second.evaluate("window.qw.lastSeq")
+    first.close()
+    second.wait_for_function("window.qw.isLeader")
+    expect(second.locator("#conn-state")).to_have_attribute("data-state", "open")
+    bob_page.fill("#text", "after the handover")
+    bob_page.press("#text", "Enter")
+
+    expect(second.locator("#messages .content")).to_have_text(
+        ["from the second tab", "to both tabs", "after the handover"]
+    )
+    assert len(second_sockets) == 1 and second_sockets[0].endswith(f"?last_seq={seen}")
+    assert seen >= 2
