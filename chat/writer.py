@@ -14,6 +14,7 @@ import asyncio
 import logging
 
 from django.conf import settings
+from redis.exceptions import RedisError
 
 from chat.services import SendRequest, SendResult, messages_send_batch
 from quantumworks import ratelimit
@@ -53,7 +54,11 @@ class MessageWriter:
                     self.pending[: self.max_batch],
                     self.pending[self.max_batch :],
                 )
-                results = await self._write(batch)
+                try:
+                    results = await self._write(batch)
+                except Exception:  # every waiting sender must get an answer
+                    logger.exception("chat batch failed")
+                    results = [SERVER_ERROR] * len(batch)
                 for (_, future), result in zip(batch, results, strict=True):
                     if not future.done():
                         future.set_result(result)
@@ -62,11 +67,17 @@ class MessageWriter:
 
     async def _write(self, batch) -> list[SendResult]:
         """Rate-limit the batch (one Redis call), then store what is allowed."""
-        waits = await ratelimit.hit_many(
-            [f"chat:{request.sender_id}" for request, _ in batch],
-            limit=settings.QW_RATE_CHAT_PER_MIN,
-            window_seconds=60,
-        )
+        try:
+            waits = await ratelimit.hit_many(
+                [f"chat:{request.sender_id}" for request, _ in batch],
+                limit=settings.QW_RATE_CHAT_PER_MIN,
+                window_seconds=60,
+            )
+        except (RedisError, OSError):
+            # Redis unreachable: storing still works and clients resume later,
+            # so the limit fails open rather than refusing every message.
+            logger.warning("rate limit unavailable; batch of %d not limited", len(batch))
+            waits = [None] * len(batch)
         allowed = [request for (request, _), wait in zip(batch, waits, strict=True) if wait is None]
         stored = iter(await self._store(allowed) if allowed else [])
         return [
