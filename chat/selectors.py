@@ -76,7 +76,10 @@ def rooms_of_user(*, user_id: int) -> QuerySet[Room]:
     return (
         Room.objects.filter(memberships__user_id=user_id)
         .prefetch_related(
-            Prefetch("memberships", queryset=RoomMembership.objects.order_by("user_id"))
+            Prefetch(
+                "memberships",
+                queryset=RoomMembership.objects.select_related("user").order_by("user_id"),
+            )
         )
         .order_by("-id")
     )

@@ -139,9 +139,18 @@ class RoomSerializer(serializers.Serializer):
     created_by = serializers.IntegerField(source="created_by_id", allow_null=True)
     created_at = serializers.DateTimeField()
     member_ids = serializers.SerializerMethodField()
+    members = serializers.SerializerMethodField()
 
     def get_member_ids(self, room) -> list[int]:
         return [membership.user_id for membership in room.memberships.all()]
+
+    @extend_schema_field(UserBriefSerializer(many=True))
+    def get_members(self, room) -> list[dict]:
+        """Who is in the room, with names: clients label room senders with them."""
+        return [
+            {"id": membership.user_id, "username": membership.user.username}
+            for membership in room.memberships.all()
+        ]
 
 
 class RoomCreateSerializer(serializers.Serializer):

@@ -50,6 +50,10 @@ def test_created_room_has_the_creator_as_member_and_is_listed(trio):
         "created_by": alice.id,
         "created_at": room.created_at.isoformat().replace("+00:00", "Z"),
         "member_ids": sorted([alice.id, bob.id, carol.id]),
+        "members": [
+            {"id": user.id, "username": user.username}
+            for user in sorted([alice, bob, carol], key=lambda user: user.id)
+        ],
     }
     assert client.get(ROOMS).json() == [created]
 
