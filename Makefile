@@ -27,6 +27,13 @@ services:
 test: $(BIN)/.installed services
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(BIN)/pytest
 
+# Not part of the suite: throughput of one server process, and exactly-once under kills.
+bench: $(BIN)/.installed services
+	$(BIN)/python bench/load.py --servers 1 --users 200 --rates 100,250,500,1000,1500 --step-seconds 10
+
+chaos: $(BIN)/.installed services
+	$(BIN)/python bench/chaos.py
+
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
