@@ -62,3 +62,52 @@ async def test_heartbeat_frames_arrive_every_interval(amake_user, open_socket, s
     first = await socket.receive(timeout=2)
     second = await socket.receive(timeout=2)
     assert first["type"] == second["type"] == "heartbeat"
+
+
+async def test_binary_frame_is_refused_as_invalid_json(socket):
+    await socket.communicator.send_input({"type": "websocket.receive", "bytes": b"\x00\x01"})
+    error = await socket.receive_type("error")
+    assert (error["code"], error["message"]) == ("invalid_json", "frames must be JSON text")
+    await socket.send({"type": "ping"})
+    await socket.receive_type("pong")
+
+
+async def test_negative_resume_point_is_invalid(socket):
+    await socket.send({"type": "resume", "last_seq": -1})
+    assert (await socket.receive_type("error"))["code"] == "invalid_message"
+
+
+async def test_resume_point_ahead_of_the_inbox_requires_resync(socket):
+    """A client holding a seq this server never issued (e.g. another database)."""
+    await socket.send({"type": "resume", "last_seq": 50})
+    assert await socket.receive() == {"type": "resync_required"}
+
+
+async def test_authenticate_with_a_bad_token_closes_4001(socket):
+    await socket.send({"type": "authenticate", "token": "garbage"})
+    assert await socket.close_code() == 4001
+
+
+async def test_authenticate_with_another_users_token_is_forbidden(amake_user, socket):
+    other = await amake_user("mallory")
+    await socket.send({"type": "authenticate", "token": token_for(other)})
+    error = await socket.receive_type("error")
+    assert error["code"] == "forbidden"
+    await socket.send({"type": "ping"})
+    await socket.receive_type("pong")
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [{"type": "subscribe"}, {"type": "subscribe", "channel": 5}, {"type": "unsubscribe"}],
+)
+async def test_subscription_frames_without_a_channel_are_invalid(socket, frame):
+    await socket.send(frame)
+    assert (await socket.receive_type("error"))["code"] == "invalid_message"
+
+
+@pytest.mark.parametrize("channel", ["task:abc", "user:1", "room:", "broadcast", "task:1:2"])
+async def test_malformed_channels_are_forbidden(socket, channel):
+    await socket.send({"type": "subscribe", "channel": channel})
+    error = await socket.receive_type("error")
+    assert error["code"] == "forbidden"
