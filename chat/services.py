@@ -108,7 +108,7 @@ def _insert_messages(rows: list[tuple], now: datetime) -> list[tuple[int, int, s
     return execute_returning(
         f"INSERT INTO {_MESSAGES} {columns} "
         "SELECT s, r, m, c, k, %s, false FROM unnest("
-        "%s::bigint[], %s::bigint[], %s::bigint[], %s::text[], %s::text[]) AS x(s, r, m, c, k) "
+        "%b::bigint[], %b::bigint[], %b::bigint[], %b::text[], %b::text[]) AS x(s, r, m, c, k) "
         f"{conflict}",
         list(zip(*rows, strict=True)),
         sqlite_sql=f"INSERT INTO {_MESSAGES} {columns} VALUES {{rows}} {conflict}",

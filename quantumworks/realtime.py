@@ -106,7 +106,7 @@ def _allocate_seqs(counts: dict[int, int]) -> dict[int, int]:
     user_ids = sorted(counts)
     rows = execute_returning(
         f"INSERT INTO {_INBOX} (user_id, last_seq) "
-        "SELECT * FROM unnest(%s::bigint[], %s::bigint[]) "
+        "SELECT * FROM unnest(%b::bigint[], %b::bigint[]) "
         f"ON CONFLICT (user_id) DO UPDATE SET last_seq = {_INBOX}.last_seq + excluded.last_seq "
         "RETURNING user_id, last_seq",
         [user_ids, [counts[user_id] for user_id in user_ids]],
@@ -152,7 +152,7 @@ def record_events(events: Iterable[DurableEvent]) -> list[RecordedEvent]:
     execute_returning(
         f"INSERT INTO {_EVENT} (user_id, seq, type, payload, created_at) "
         "SELECT u, s, t, p::jsonb, %s "
-        "FROM unnest(%s::bigint[], %s::bigint[], %s::text[], %s::text[]) AS x(u, s, t, p)",
+        "FROM unnest(%b::bigint[], %b::bigint[], %b::text[], %b::text[]) AS x(u, s, t, p)",
         [
             [item.user_id for item in recorded],
             [item.seq for item in recorded],
