@@ -108,8 +108,9 @@ _REDIS_HOST = {
     "socket_keepalive": True,
     "health_check_interval": 15,
 }
-# "pubsub" (default): a group_send is one PUBLISH and a receive is a push, which
-# measured several times cheaper per message than the list-based core layer.
+# "pubsub" (default): a group_send is one PUBLISH and a receive is a push. On
+# bench/load.py at 1,000 msgs/s it delivered with p50 0.12-0.19 s at 0.93 ms
+# CPU/msg; the list-based core layer fell 18 s behind at 3 ms/msg.
 # Both are at-most-once; the inbox, gap repair and the heartbeat catch-up make
 # delivery whole either way.
 QW_CHANNEL_LAYER = env.str("QW_CHANNEL_LAYER", default="pubsub")
