@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from chat import events
 from chat.models import ChatMessage, Room, RoomMembership
-from quantumworks.bulk_sql import execute_returning, ids_where_in
+from quantumworks.bulk_sql import execute_returning, fetch, ids_where_in
 from quantumworks.protocol import FrameError
 from quantumworks.realtime import (
     DurableEvent,
@@ -76,16 +76,16 @@ def _room_members_locked(room_ids: set[int]) -> dict[int, list[int]]:
     """
     if not room_ids:
         return {}
-    locked = Room.objects.filter(id__in=room_ids).order_by("id")
     if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"SELECT id FROM {Room._meta.db_table} WHERE id = ANY(%s) ORDER BY id FOR SHARE",
-                [sorted(room_ids)],
-            )
-            existing = [row[0] for row in cursor.fetchall()]
-    else:
-        existing = list(locked.values_list("id", flat=True))
+        # Django has no FOR SHARE; FOR NO KEY UPDATE would serialize every
+        # send to the same room.
+        rows = fetch(
+            f"SELECT id FROM {Room._meta.db_table} WHERE id = ANY(%s) ORDER BY id FOR SHARE",
+            [sorted(room_ids)],
+        )
+        existing = [row[0] for row in rows]
+    else:  # SQLite serializes writers: no row lock needed
+        existing = sorted(ids_where_in(Room._meta.db_table, sorted(room_ids), "1 = 1"))
     members: dict[int, list[int]] = {room_id: [] for room_id in existing}
     for room_id, user_id in RoomMembership.objects.filter(room_id__in=existing).values_list(
         "room_id", "user_id"

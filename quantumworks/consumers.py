@@ -10,6 +10,7 @@ replay running inside a handler holds live events back until it has finished.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from typing import Any
@@ -25,14 +26,23 @@ from quantumworks import metrics, presence
 from quantumworks.auth import SocketAuth
 from quantumworks.db import run_db
 from quantumworks.protocol import FrameError
-from quantumworks.realtime import BROADCAST_GROUP, dumps, iso, publisher, user_group
+from quantumworks.realtime import (
+    BROADCAST_GROUP,
+    dumps,
+    event_frame_text,
+    iso,
+    publisher,
+    user_group,
+)
 from quantumworks.selectors import events_after, inbox_last_seq
 
 logger = logging.getLogger("quantumworks.ws")
 GROUP_REFRESH_SECONDS = 3600
 
 
-def _frame_handlers() -> dict[str, Any]:
+@functools.cache
+def frame_handlers() -> dict[str, Any]:
+    """Frame type → handler, from each app (imported late: they import this module's peers)."""
     from chat.handlers import HANDLERS as chat_handlers
     from quantumworks.session_handlers import HANDLERS as session_handlers
     from quantumworks.subscriptions import HANDLERS as subscription_handlers
@@ -52,8 +62,6 @@ async def close_all_for_restart() -> None:
 
 
 class RealtimeConsumer(AsyncWebsocketConsumer):
-    frame_handlers: dict[str, Any] | None = None
-
     async def dispatch(self, message: dict[str, Any]) -> None:
         """channels' dispatch, minus its `aclose_old_connections()` per message.
 
@@ -177,9 +185,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             if not isinstance(frame_type, str):
                 frame_type = "invalid"
                 raise FrameError("invalid_message", "'type' must be a string")
-            handlers = self.frame_handlers or _frame_handlers()
-            RealtimeConsumer.frame_handlers = handlers
-            handler = handlers.get(frame_type)
+            handler = frame_handlers().get(frame_type)
             if handler is None:
                 frame_type = "unknown"
                 raise FrameError("unknown_type", "unknown frame type")
@@ -228,7 +234,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
                     await self.send_frame({"type": "resync_required"})
                     return
             for seq, event_type, payload in rows:
-                await self.send(text_data=dumps({"type": event_type, "seq": seq, **payload}))
+                await self.send(text_data=event_frame_text(seq, event_type, payload))
                 count += 1
                 cursor = seq
             metrics.FRAMES_OUT.labels("replay").inc(len(rows))
@@ -254,7 +260,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
                 )
                 return
             for seq, event_type, payload in rows:
-                await self.send_event_text(seq, dumps({"type": event_type, "seq": seq, **payload}))
+                await self.send_event_text(seq, event_frame_text(seq, event_type, payload))
 
     async def catch_up(self) -> None:
         """Send events whose doorbell never rang (the layer is at-most-once).

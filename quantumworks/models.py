@@ -40,6 +40,3 @@ class Event(models.Model):
 
     def __str__(self) -> str:
         return f"{self.type} #{self.seq} for user {self.user_id}"
-
-    def as_frame(self) -> dict:
-        return {"type": self.type, "seq": self.seq, **self.payload}

@@ -41,13 +41,11 @@ _memory: dict[str, deque] = defaultdict(deque)
 _memory_lock = threading.Lock()
 
 
-async def hit(key: str, *, limit: int, window_seconds: float) -> float | None:
-    """Count one hit; None if allowed, else the seconds until one is allowed again."""
-    return (await hit_many([key], limit=limit, window_seconds=window_seconds))[0]
-
-
 async def hit_many(keys: list[str], *, limit: int, window_seconds: float) -> list[float | None]:
-    """Count one hit per key, in order, in one Redis round trip (the chat writer's batch)."""
+    """Count one hit per key, in order, in one Redis round trip (the chat writer's batch).
+
+    Each result is None when allowed, else the seconds until the window has room.
+    """
     now = time.time()
     if settings.REDIS_URL:
         nonce = uuid.uuid4().hex[:12]

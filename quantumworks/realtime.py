@@ -72,6 +72,11 @@ def dumps(frame: dict[str, Any]) -> str:
     return orjson.dumps(frame).decode()
 
 
+def event_frame_text(seq: int, event_type: str, payload: dict[str, Any]) -> str:
+    """The wire text of a durable event: live, replayed and repaired alike."""
+    return dumps({"type": event_type, "seq": seq, **payload})
+
+
 # --- durable events -----------------------------------------------------------
 _INBOX = UserInbox._meta.db_table
 _EVENT = Event._meta.db_table
@@ -146,8 +151,11 @@ def record_events(events: Iterable[DurableEvent]) -> list[RecordedEvent]:
         for user_id in sorted(set(event.user_ids)):
             seq = next_seq[user_id]
             next_seq[user_id] = seq + 1
-            frame = {"type": event.type, "seq": seq, **event.payload}
-            recorded.append(RecordedEvent(user_id, seq, event.type, dumps(frame)))
+            recorded.append(
+                RecordedEvent(
+                    user_id, seq, event.type, event_frame_text(seq, event.type, event.payload)
+                )
+            )
             payloads.append(payload_text)
     execute_returning(
         f"INSERT INTO {_EVENT} (user_id, seq, type, payload, created_at) "
