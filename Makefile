@@ -2,7 +2,9 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
-TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/qw
+# The role scripts/ensure_services.sh creates with a password, so TCP logins
+# work under a fresh cluster's scram pg_hba too (a test credential, not a secret).
+TEST_DATABASE_URL ?= postgres://qw:qw-test-only@127.0.0.1:5432/qw
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 HOST ?= 127.0.0.1
 PORT ?= 8000

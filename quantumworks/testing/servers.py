@@ -16,6 +16,7 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from urllib.parse import quote
 
 from django.conf import settings
 from django.db import connection
@@ -27,6 +28,15 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def database_url() -> str:
+    """The test database's URL, credentials included (a scram cluster needs the password)."""
+    db = connection.settings_dict
+    credentials = quote(db["USER"] or "", safe="")
+    if db["PASSWORD"]:
+        credentials += ":" + quote(db["PASSWORD"], safe="")
+    return f"postgres://{credentials}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
 class ServerProcess:
@@ -47,12 +57,9 @@ class ServerProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 20) -> ServerProcess:
-        db = connection.settings_dict
         env = {
             **os.environ,
-            "DATABASE_URL": (
-                f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-            ),
+            "DATABASE_URL": database_url(),
             "REDIS_URL": settings.REDIS_URL,
             "QW_CHANNEL_PREFIX": settings.QW_CHANNEL_PREFIX,
             "SECRET_KEY": settings.SECRET_KEY,

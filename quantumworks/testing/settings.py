@@ -6,7 +6,8 @@ same values, this makes a bare `pytest` behave the same way.
 
 import os
 
-os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/qw")
+# The role scripts/ensure_services.sh creates (`make test` runs it first).
+os.environ.setdefault("DATABASE_URL", "postgres://qw:qw-test-only@127.0.0.1:5432/qw")
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/0")
 os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production-use-0123456789")
 # The pool keeps connections across tests; the test database must be droppable.
