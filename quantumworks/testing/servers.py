@@ -118,3 +118,12 @@ class ServerProcess:
     def output(self) -> str:
         self.log.seek(0)
         return self.log.read().decode(errors="replace")
+
+    def wait_for_output(self, *texts: str, timeout: float = 10) -> str:
+        """The output once every text is in it (log lines are written after the response)."""
+        deadline = time.monotonic() + timeout
+        while not all(text in (output := self.output()) for text in texts):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"never logged {texts}; output: {output[-2000:]}")
+            time.sleep(0.05)
+        return output

@@ -14,7 +14,9 @@ from chat.models import ChatMessage
 from chat.services import message_send
 from conftest import token_for
 from quantumworks import realtime
+from quantumworks.db import run_db
 from quantumworks.models import Event
+from quantumworks.selectors import inbox_last_seq
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -141,7 +143,9 @@ async def test_resume_racing_live_traffic_loses_and_duplicates_nothing(pair, ope
     alice, bob = pair
     await send_many(alice, bob, 40, prefix="before")
     sending = asyncio.ensure_future(send_many(alice, bob, 60, prefix="during"))
-    await asyncio.sleep(0.05)
+    async with asyncio.timeout(10):  # connect once live traffic is committing
+        while await run_db(inbox_last_seq)(bob.id) <= 40:
+            await asyncio.sleep(0.005)
     bob_socket = await open_socket(token=token_for(bob), query="last_seq=0")
     await sending
     seqs = []

@@ -120,7 +120,7 @@ async def test_sigterm_closes_every_socket_with_4012(amake_user, servers):
                 while True:
                     await ws.recv()
             assert closed.value.rcvd.code == 4012
-    assert exit_code is not None
+    assert exit_code == 0  # it stopped by itself; terminate() kills (-9) after 10 s
 
 
 async def test_killed_server_client_resumes_on_the_other_exactly_once(amake_user, servers):
@@ -129,16 +129,12 @@ async def test_killed_server_client_resumes_on_the_other_exactly_once(amake_user
     doomed, survivor = servers(QW_RATE_CHAT_PER_MIN="10000"), servers(QW_RATE_CHAT_PER_MIN="10000")
     total, kill_after = 150, 40
     seen: list[int] = []
-    raw_count = 0
 
     async def receive_into(ws) -> None:
-        nonlocal raw_count
         async for text in ws:
             frame = json.loads(text)
             if frame["type"] == "chat_message":
-                raw_count += 1
-                if not seen or frame["seq"] > seen[-1]:
-                    seen.append(frame["seq"])
+                seen.append(frame["seq"])
 
     async with connect(f"{survivor.ws_url}?token={token_for(alice)}") as alice_ws:
         await next_of_type(alice_ws, "authenticated")
@@ -175,8 +171,7 @@ async def test_killed_server_client_resumes_on_the_other_exactly_once(amake_user
         lambda: list(Event.objects.filter(user=bob).order_by("seq").values_list("seq", flat=True))
     )()
     assert stored == list(range(1, total + 1))
-    assert seen == stored  # every committed message, in order, once after dedupe by seq
-    assert raw_count >= total
+    assert seen == stored  # every committed message, in order, exactly once
 
 
 async def test_tokens_never_reach_the_logs(amake_user, servers):
@@ -188,9 +183,9 @@ async def test_tokens_never_reach_the_logs(amake_user, servers):
     await asyncio.to_thread(
         urllib.request.urlopen, f"{server.http_url}/healthz?token={token}", timeout=5
     )
-    await asyncio.sleep(0.3)
-    output = server.output()
+    output = await asyncio.to_thread(
+        server.wait_for_output, "GET /healthz?token=", f"ws connect user={alice.id}"
+    )
     assert "GET /healthz?token=[redacted]" in output
-    assert f"ws connect user={alice.id}" in output
     assert token not in output
     assert token.split(".")[2] not in output

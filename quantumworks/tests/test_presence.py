@@ -10,17 +10,16 @@ import signal
 import socket as stdlib_socket
 from datetime import timedelta
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 from asgiref.sync import sync_to_async
 from django.conf import settings as django_settings
-from django.db import connection
 from rest_framework_simplejwt.tokens import AccessToken
 from websockets.asyncio.client import connect as ws_connect
 
 from chat.services import message_send, room_create
 from conftest import authed_client, token_for
+from quantumworks.testing.servers import database_url
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -90,13 +89,18 @@ async def contacts(amake_user):
     return alice, bob, carol
 
 
-# --- one process ------------------------------------------------------------------
-@pytest.mark.parametrize("store", ["redis", "process memory"])
-async def test_contact_hears_online_once_and_offline_when_the_last_tab_closes(
-    contacts, open_socket, settings, store
-):
-    if store == "process memory":
+@pytest.fixture(params=["redis", "process memory"])
+def store(request, settings) -> str:
+    """Each one-process rule holds for both presence stores."""
+    if request.param == "process memory":
         settings.REDIS_URL = ""  # the embedded demo's store; the layer stays on Redis
+    return request.param
+
+
+# --- one process ------------------------------------------------------------------
+async def test_contact_hears_online_once_and_offline_when_the_last_tab_closes(
+    contacts, open_socket, store
+):
     alice, bob, carol = contacts
     bob_socket = await open_socket(token=token_for(bob))
     carol_socket = await open_socket(token=token_for(carol))
@@ -119,7 +123,7 @@ async def test_contact_hears_online_once_and_offline_when_the_last_tab_closes(
     assert await presence_frames_within(carol_socket, 0.1) == []
 
 
-async def test_a_user_is_never_told_about_themselves(contacts, open_socket):
+async def test_a_user_is_never_told_about_themselves(contacts, open_socket, store):
     alice, bob, _ = contacts
     alice_socket = await open_socket(token=token_for(alice))
     bob_socket = await open_socket(token=token_for(bob))
@@ -128,7 +132,7 @@ async def test_a_user_is_never_told_about_themselves(contacts, open_socket):
     assert all(frame["user_id"] == alice.id for frame in await presence_frames_within(bob_socket))
 
 
-async def test_room_co_members_are_contacts(amake_user, open_socket):
+async def test_room_co_members_are_contacts(amake_user, open_socket, store):
     alice, bob = await amake_user("alice"), await amake_user("bob")
     await sync_to_async(room_create)(creator_id=alice.id, name="ops", member_ids=[bob.id])
     bob_socket = await open_socket(token=token_for(bob))
@@ -139,7 +143,7 @@ async def test_room_co_members_are_contacts(amake_user, open_socket):
 
 
 async def test_tabs_opening_and_closing_at_once_give_exactly_one_online_and_one_offline(
-    contacts, open_socket
+    contacts, open_socket, store
 ):
     alice, bob, _ = contacts
     bob_socket = await open_socket(token=token_for(bob))
@@ -154,7 +158,9 @@ async def test_tabs_opening_and_closing_at_once_give_exactly_one_online_and_one_
     assert (await presence_for(bob))["online"] == []
 
 
-async def test_heartbeats_keep_a_user_online_past_the_expiry(contacts, open_socket, settings):
+async def test_heartbeats_keep_a_user_online_past_the_expiry(
+    contacts, open_socket, settings, store
+):
     settings.QW_HEARTBEAT_SECONDS = 0.2  # a socket expires 0.5 s after its last beat
     alice, bob, _ = contacts
     bob_socket = await open_socket(token=token_for(bob))
@@ -167,7 +173,7 @@ async def test_heartbeats_keep_a_user_online_past_the_expiry(contacts, open_sock
 
 
 async def test_reconnect_after_token_expiry_close_does_not_flap_presence(
-    contacts, open_socket, settings
+    contacts, open_socket, settings, store
 ):
     settings.QW_HEARTBEAT_SECONDS = 1
     alice, bob, _ = contacts
@@ -190,7 +196,7 @@ async def test_reconnect_after_token_expiry_close_does_not_flap_presence(
 
 
 # --- REST --------------------------------------------------------------------------
-async def test_rest_lists_my_contacts_and_who_of_them_is_online(amake_user, open_socket):
+async def test_rest_lists_my_contacts_and_who_of_them_is_online(amake_user, open_socket, store):
     alice, bob, dave, carol = [await amake_user(name) for name in ("alice", "bob", "dave", "carol")]
     await sync_to_async(message_send)(sender_id=alice.id, receiver_id=bob.id, content="hi")
     await sync_to_async(room_create)(creator_id=dave.id, name="ops", member_ids=[alice.id])
@@ -228,16 +234,6 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _database_url() -> str:
-    db = connection.settings_dict
-    credentials = quote(db["USER"] or "", safe="")
-    if db["PASSWORD"]:
-        credentials += ":" + quote(db["PASSWORD"], safe="")
-    host = db["HOST"] or "127.0.0.1"
-    port = db["PORT"] or 5432
-    return f"postgres://{credentials}@{host}:{port}/{db['NAME']}"
-
-
 @pytest.fixture
 async def server_process(tmp_path):
     """Another server process on the test database and Redis, heartbeat 1 s."""
@@ -245,7 +241,7 @@ async def server_process(tmp_path):
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "quantumworks.settings",
-        "DATABASE_URL": _database_url(),
+        "DATABASE_URL": database_url(),
         "REDIS_URL": django_settings.REDIS_URL,
         "QW_CHANNEL_PREFIX": django_settings.QW_CHANNEL_PREFIX,
         "SECRET_KEY": django_settings.SECRET_KEY,
@@ -344,6 +340,6 @@ async def test_sigterm_restart_close_and_reconnect_elsewhere_does_not_flap_prese
         await asyncio.wait_for(remote_tab.wait_closed(), 10)
         assert remote_tab.close_code == 4012
     await open_socket(token=token_for(alice))  # reconnect to another node
-    assert await asyncio.wait_for(server_process.wait(), 10) is not None
+    assert await asyncio.wait_for(server_process.wait(), 10) == 0  # a clean exit, not a kill
     assert await presence_frames_within(bob_socket, 1.0) == []
     assert (await presence_for(bob))["online"] == [alice.id]
