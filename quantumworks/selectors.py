@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -28,5 +28,5 @@ def events_after(
     return list(queryset.order_by("seq").values_list("seq", "type", "payload")[:limit])
 
 
-def retention_cutoff():
+def retention_cutoff() -> datetime:
     return timezone.now() - timedelta(days=settings.QW_EVENT_RETENTION_DAYS)

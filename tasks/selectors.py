@@ -20,7 +20,7 @@ def _watches(user_id: int, task_ref: str = "pk") -> Exists:
 
 def _task_participant(user_id: int) -> Q:
     """Its freelancer, its project's author, its watchers."""
-    return Q(freelancer_id=user_id) | Q(project__author_id=user_id) | _watches(user_id)
+    return Q(freelancer_id=user_id) | Q(project__author_id=user_id) | Q(_watches(user_id))
 
 
 def tasks_visible_to(*, user_id: int, is_staff: bool) -> QuerySet[Task]:

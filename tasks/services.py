@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from django.contrib.auth.models import AbstractUser
 from django.db import transaction
 
 from notifications.services import notifications_create_bulk
@@ -20,6 +20,9 @@ from quantumworks.realtime import record_event, send_ephemeral_on_commit
 from tasks import events
 from tasks.models import Project, Task, TaskStatus
 from tasks.selectors import task_watcher_ids
+
+if TYPE_CHECKING:  # the project's user model (AUTH_USER_MODEL is Django's default)
+    from django.contrib.auth.models import User
 
 ALLOWED_TRANSITIONS: dict[str, tuple[str, ...]] = {
     TaskStatus.OPEN: (TaskStatus.IN_PROGRESS, TaskStatus.CANCELLED),
@@ -62,7 +65,7 @@ def mark_status_change(
     task: Task,
     *,
     previous_status: str,
-    actor: AbstractUser | None,
+    actor: User | None,
     watcher_ids: Iterable[int] | None = None,
 ) -> None:
     """Have the next save of `task` publish its status change (service, admin)."""
@@ -78,13 +81,13 @@ def mark_status_change(
     )
 
 
-def project_create(*, author: AbstractUser, title: str) -> Project:
+def project_create(*, author: User, title: str) -> Project:
     return Project.objects.create(author=author, title=title)
 
 
 def task_create(
     *,
-    actor: AbstractUser,
+    actor: User,
     project: Project,
     title: str,
     freelancer_id: int | None = None,
@@ -100,7 +103,7 @@ def task_create(
     return task
 
 
-def task_set_status(*, task_id: int, status: str, actor: AbstractUser) -> Task:
+def task_set_status(*, task_id: int, status: str, actor: User) -> Task:
     """Move a task to `status` if the workflow allows it and the actor may.
 
     The task row is locked first, so two concurrent changes are checked one

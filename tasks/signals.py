@@ -15,7 +15,7 @@ from tasks.services import STATUS_CHANGE_ATTR, task_status_change_record
 
 
 @receiver(post_save, sender=Task, dispatch_uid="tasks.publish_status_change")
-def publish_status_change(sender, instance: Task, **kwargs) -> None:
+def publish_status_change(sender: type[Task], instance: Task, **kwargs: object) -> None:
     # Popped, so a later save of the same instance does not announce it twice.
     change = instance.__dict__.pop(STATUS_CHANGE_ATTR, None)
     if change is not None and change.previous_status != instance.status:
