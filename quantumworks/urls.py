@@ -3,7 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
-from quantumworks import api, presence
+from quantumworks import api, presence, users
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -11,6 +11,7 @@ urlpatterns = [
     path("api/auth/token/refresh/", TokenRefreshView.as_view(), name="token_refresh"),
     path("api/auth/logout/", api.logout, name="logout"),
     path("api/me/", api.me, name="me"),
+    path("api/users/", users.user_search, name="user-search"),
     path("api/events/", api.EventList.as_view(), name="events"),
     path("api/presence/", presence.presence_view, name="presence"),
     path("api/chat/", include("chat.urls")),

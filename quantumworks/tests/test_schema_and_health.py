@@ -14,6 +14,7 @@ SPEC_PATHS = {
     "/api/auth/token/refresh/": {"post"},
     "/api/auth/logout/": {"post"},
     "/api/me/": {"get"},
+    "/api/users/": {"get"},
     "/api/projects/": {"get", "post"},
     "/api/projects/{id}/": {"get"},
     "/api/tasks/": {"get", "post"},
