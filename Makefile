@@ -32,7 +32,13 @@ run: $(BIN)/.installed-runtime
 services:
 	./scripts/ensure_services.sh
 
-test: $(BIN)/.installed lint services
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# lint covers the JS too; the node tests run before pytest: CI reads pytest's summary, the last line.
+test: $(BIN)/.installed lint services node_modules/.installed
+	node --test tests/js/
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(BIN)/pytest
 
 # Not part of the suite: throughput of one server process, and exactly-once under kills.
@@ -49,7 +55,9 @@ MYPY_FILES := \
 	tasks/events.py tasks/models.py tasks/selectors.py tasks/services.py tasks/signals.py \
 	quantumworks/models.py quantumworks/selectors.py
 
-lint: $(BIN)/.installed
+lint: $(BIN)/.installed node_modules/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy $(MYPY_FILES)
+	npx --no-install biome lint quantumworks/static tests/js
+	npx --no-install biome format quantumworks/static tests/js

@@ -1,8 +1,9 @@
 // What every demo page shares: the stored tokens, REST calls, one realtime
-// client, the navigation bar with the unread badge, and notification toasts.
-// Everything user-supplied is put in the page with textContent, never as HTML.
+// client, the navigation bar with the connection pill and the unread badge,
+// notification toasts, and sign-out. Everything user-supplied is put in the
+// page with textContent, never as HTML.
 
-import { QWSharedRealtime, jwtClaims } from "/static/qw-realtime.js";
+import { QWSharedRealtime } from "/static/qw-shared.js";
 
 const TOKENS_KEY = "qw.tokens";
 
@@ -14,13 +15,36 @@ export function storedTokens() {
   }
 }
 
-export function storeTokens(tokens) {
-  localStorage.setItem(TOKENS_KEY, JSON.stringify(tokens));
+export function storeTokens(fresh) {
+  localStorage.setItem(TOKENS_KEY, JSON.stringify(fresh));
 }
 
-export function signOut() {
+let tokens = null;
+let rt = null;
+
+/** Leave for the login page, which says why (`reason`: signed_out, expired, inactive). */
+function toLogin(reason) {
   localStorage.removeItem(TOKENS_KEY);
-  location.href = `/login/?next=${encodeURIComponent(location.pathname)}`;
+  const next = encodeURIComponent(location.pathname + location.search);
+  location.href = `/login/?reason=${reason}&next=${next}`;
+}
+
+/** End the session on the server (refresh token blacklisted, sockets closed) and in every tab. */
+export async function signOut() {
+  const current = tokens;
+  rt?.endSession("signed_out");
+  if (current?.refresh) {
+    try {
+      await fetch("/api/auth/logout/", {
+        method: "POST",
+        headers: { Authorization: `Bearer ${current.access}`, "Content-Type": "application/json" },
+        body: JSON.stringify({ refresh: current.refresh }),
+      });
+    } catch {
+      // Offline: the tokens are gone from this browser; the refresh token expires on its own.
+    }
+  }
+  toLogin("signed_out");
 }
 
 /** Create an element: el("li", {className: "x", text: "…"}, child, …). */
@@ -36,22 +60,27 @@ export function el(tag, props = {}, ...children) {
   return node;
 }
 
-let tokens = null;
-
+/** "ok", "denied" (sign in again) or "retry" (the server or the network is down for now). */
 async function refreshAccess() {
-  const response = await fetch("/api/auth/token/refresh/", {
-    method: "POST",
-    headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ refresh: tokens.refresh }),
-  });
-  if (!response.ok) return false;
+  let response;
+  try {
+    response = await fetch("/api/auth/token/refresh/", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ refresh: tokens.refresh }),
+    });
+  } catch {
+    return "retry";
+  }
+  if (response.status === 400 || response.status === 401) return "denied";
+  if (!response.ok) return "retry";
   const body = await response.json();
   tokens = { access: body.access, refresh: body.refresh || tokens.refresh };
   storeTokens(tokens);
-  return true;
+  return "ok";
 }
 
-/** A REST call with the access token; one refresh and retry on 401. */
+/** A REST call with the access token; one refresh and retry on 401; sign-out only when refused. */
 export async function api(path, { method = "GET", body } = {}) {
   const call = () =>
     fetch(path, {
@@ -62,16 +91,39 @@ export async function api(path, { method = "GET", body } = {}) {
       },
       body: body === undefined ? undefined : JSON.stringify(body),
     });
-  let response = await call();
-  if (response.status === 401 && (await refreshAccess())) response = await call();
-  if (response.status === 401) signOut();
+  let response;
+  try {
+    response = await call();
+    if (response.status === 401) {
+      const outcome = await refreshAccess();
+      if (outcome === "denied") toLogin("expired");
+      if (outcome === "ok") response = await call();
+    }
+  } catch {
+    return { ok: false, status: 0, data: null };
+  }
   const data = response.headers.get("content-type")?.includes("json") ? await response.json() : null;
   return { ok: response.ok, status: response.status, data };
 }
 
-function toast(title, message) {
+/** A notification's link, if it is one we can follow safely (same site or http(s)). */
+export function safeLink(link) {
+  if (typeof link !== "string" || !link) return null;
+  if (link.startsWith("/") && !link.startsWith("//")) return link;
+  try {
+    const url = new URL(link);
+    return url.protocol === "https:" || url.protocol === "http:" ? url.href : null;
+  } catch {
+    return null;
+  }
+}
+
+function toast(title, message, rawLink) {
+  const link = safeLink(rawLink);
   const box = document.getElementById("toasts");
-  const item = el("div", { className: "toast", role: "status" }, el("strong", { text: title }));
+  const item = link
+    ? el("a", { className: "toast", href: link, role: "status" }, el("strong", { text: title }))
+    : el("div", { className: "toast", role: "status" }, el("strong", { text: title }));
   if (message) item.append(el("div", { text: message }));
   box.append(item);
   setTimeout(() => item.remove(), 6000);
@@ -83,37 +135,66 @@ function setBadge(count) {
   badge.hidden = count <= 0;
 }
 
+/** The connection pill: what the state means for the person, with the retry countdown. */
+function showConnection(pill) {
+  let everOpen = false;
+  let ticker = null;
+  const paint = () => {
+    pill.dataset.state = rt.state;
+    clearInterval(ticker);
+    if (rt.state === "open") {
+      everOpen = true;
+      pill.textContent = "Connected";
+      return;
+    }
+    if (rt.state === "closed") {
+      pill.textContent = "Offline";
+      return;
+    }
+    const line = () => {
+      const seconds = rt.retryAt ? Math.ceil((rt.retryAt - Date.now()) / 1000) : 0;
+      const retry = seconds > 0 ? ` Retrying in ${seconds} s.` : "";
+      pill.textContent = everOpen ? `Reconnecting… messages will be sent when back.${retry}` : `Connecting…${retry}`;
+    };
+    line();
+    ticker = setInterval(line, 1000);
+  };
+  rt.on("state", paint);
+  rt.on("retry", paint);
+  paint();
+}
+
 /** Start a page: sign-in check, nav, realtime client, badge and toasts.
- *  Returns {rt, me, api}; `me` is {id, username}. */
-export async function startPage() {
+ *  Returns {rt, me}; `me` is {id, username}. */
+export async function startPage(options = {}) {
   tokens = storedTokens();
   if (!tokens?.access) {
-    signOut();
+    toLogin("signed_out");
     return new Promise(() => {});
   }
   const meResponse = await api("/api/me/");
+  if (!meResponse.ok) {
+    document.getElementById("conn-state").textContent = "Server unreachable: reload to try again";
+    return new Promise(() => {});
+  }
   const me = meResponse.data;
   document.getElementById("whoami").textContent = me.username;
   document.getElementById("sign-out").addEventListener("click", () => signOut());
 
   // One socket for all the tabs of this browser (SPEC §8).
-  const rt = new QWSharedRealtime({
+  rt = new QWSharedRealtime({
     token: tokens.access,
     refreshToken: tokens.refresh,
     onTokens: (fresh) => {
       tokens = fresh;
       storeTokens(fresh);
     },
+    ...options,
   });
   window.qw = rt; // for the console (and the browser tests)
-  const stateLabel = document.getElementById("conn-state");
-  const showState = () => {
-    stateLabel.textContent = rt.state;
-    stateLabel.dataset.state = rt.state;
-  };
-  rt.on("state", showState);
-  showState();
-  rt.on("auth_error", () => signOut());
+  showConnection(document.getElementById("conn-state"));
+  rt.on("auth_error", (event) => toLogin(event.code === 4003 ? "inactive" : "expired"));
+  rt.on("session_end", () => toLogin("signed_out"));
 
   let unread = 0;
   const loadBadge = async () => {
@@ -124,7 +205,7 @@ export async function startPage() {
     }
   };
   rt.on("notification", (frame) => {
-    toast(frame.title, frame.message);
+    toast(frame.title, frame.message, frame.link);
     setBadge(++unread);
   });
   // Read on any device: the count is the server's to tell.
@@ -132,5 +213,5 @@ export async function startPage() {
   rt.on("resumed", loadBadge);
   rt.on("resync_required", loadBadge);
   await loadBadge();
-  return { rt, me, claims: jwtClaims(tokens.access) };
+  return { rt, me };
 }

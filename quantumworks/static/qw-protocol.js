@@ -8,11 +8,18 @@ export const MAX_FRAME_BYTES = 64 * 1024;
 export const MAX_CONTENT_CHARS = 10_000;
 export const MAX_CONTENT_BYTES = 10 * 1024;
 // The same characters the server removes (chat/services.py).
-// eslint-disable-next-line no-control-regex
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point
 const CONTROL_CHARS = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g;
 
 /** Errors after which the server will never accept the message: drop it from the outbox. */
-export const PERMANENT_ERRORS = new Set(["too_large", "invalid_message", "not_found", "forbidden", "invalid_json", "unknown_type"]);
+export const PERMANENT_ERRORS = new Set([
+  "too_large",
+  "invalid_message",
+  "not_found",
+  "forbidden",
+  "invalid_json",
+  "unknown_type",
+]);
 
 const encoder = new TextEncoder();
 

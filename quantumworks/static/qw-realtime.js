@@ -352,7 +352,7 @@ export class QWRealtime {
 
   refused(frame) {
     if (frame.code === "forbidden" && !frame.ref) return;
-    const retryAfterMs = Math.max(1, frame.retry_after || 1) * 1000;
+    const retryAfterMs = Math.max(0.1, frame.retry_after || 1) * 1000;
     const dropped = frame.ref && this.outbox.refused(frame.ref, frame.code, { now: Date.now(), retryAfterMs });
     if (dropped) {
       this.store?.deleteOutbox(frame.ref);

@@ -86,7 +86,8 @@ export class QWSharedRealtime {
     } else if (EPHEMERAL_TYPES.has(out.type)) {
       this.post({ kind: "send", frame: out });
     } else if (out.type !== "subscribe" && out.type !== "unsubscribe") {
-      const id = (this.relayCounter += 1);
+      this.relayCounter += 1;
+      const id = this.relayCounter;
       this.relaying.set(id, out);
       this.post({ kind: "send", frame: out, id, tab: this.tabId });
     } else {
@@ -157,9 +158,7 @@ export class QWSharedRealtime {
     if (event.type === "state") this.state = event.state;
     if (event.type === "retry") this.followerRetryAt = event.at;
     if (event.type === "outbox") this.sharedOutbox = event.pending;
-    const acked =
-      event.type === "message_sent" ||
-      (event.type === "chat_message" && event.sender_id === this.userId);
+    const acked = event.type === "message_sent" || (event.type === "chat_message" && event.sender_id === this.userId);
     if (acked) this.unacked.delete(event.client_msg_id);
     if (event.type === "send_failed") this.unacked.delete(event.frame.client_msg_id);
     this.emit(event.type, event);

@@ -48,9 +48,7 @@ export class IndexedDBStore {
 
   /** Writes run one after another, so an older state never lands after a newer one. */
   enqueue(work) {
-    this.chain = this.chain
-      .then(work)
-      .catch((error) => console.warn("qw-realtime: could not save state", error));
+    this.chain = this.chain.then(work).catch((error) => console.warn("qw-realtime: could not save state", error));
     return this.chain;
   }
 
@@ -98,9 +96,7 @@ export class IndexedDBStore {
   }
 
   saveSeq(lastSeq) {
-    return this.enqueue(() =>
-      this.write(["state"], (tx) => tx.objectStore("state").put({ lastSeq }, this.key)),
-    );
+    return this.enqueue(() => this.write(["state"], (tx) => tx.objectStore("state").put({ lastSeq }, this.key)));
   }
 
   putOutbox(frame) {

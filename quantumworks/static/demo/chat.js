@@ -1,0 +1,355 @@
+// The chat page: conversations, people search, history (newest 50, older on
+// scroll), live messages in server order, typing, ticks, and what was not sent.
+
+import { SendRefused, insertionIndex } from "/static/qw-protocol.js";
+import { api, el, startPage } from "/static/qw-demo.js";
+
+const { rt, me } = await startPage();
+const names = new Map(); // user id → username
+const list = document.getElementById("contacts");
+const box = document.getElementById("messages");
+const text = document.getElementById("text");
+const typingLine = document.getElementById("typing");
+const composerError = document.getElementById("composer-error");
+const olderButton = document.getElementById("older");
+let current = null; // {kind: "user"|"room", id, name}
+let shown = new Map(); // message_id → element
+let pendingShown = new Map(); // client_msg_id → element
+let olderUrl = null;
+
+const TICKS = { pending: "sending", sent: "✓", delivered: "✓✓", read: "✓✓ read" };
+const TICK_ORDER = ["pending", "sent", "delivered", "read"];
+
+const key = (c) => `${c.kind}:${c.id}`;
+const userName = (id) => names.get(id) || `user ${id}`;
+const belongs = (m) =>
+  current &&
+  (current.kind === "room"
+    ? m.room_id === current.id
+    : !m.room_id &&
+      ((m.sender_id === me.id && m.receiver_id === current.id) ||
+        (m.sender_id === current.id && m.receiver_id === me.id)));
+
+function contactButton(contact, unread) {
+  const button = el(
+    "button",
+    { type: "button", dataset: { key: key(contact) }, onclick: () => open(contact) },
+    el("span", { text: contact.name }),
+    el("span", { className: "badge", text: String(unread), hidden: !unread }),
+  );
+  if (current && key(current) === key(contact)) {
+    button.classList.add("active");
+    button.querySelector(".badge").hidden = true; // shown here, so being read
+  }
+  return button;
+}
+
+async function loadContacts() {
+  const rooms = await api("/api/chat/rooms/");
+  for (const room of rooms.data || []) {
+    for (const member of room.members || []) names.set(member.id, member.username);
+  }
+  const { data } = await api("/api/chat/conversations/");
+  list.replaceChildren();
+  for (const c of data || []) {
+    const contact =
+      c.type === "room"
+        ? { kind: "room", id: c.room.id, name: `# ${c.room.name}` }
+        : { kind: "user", id: c.user.id, name: c.user.username };
+    if (contact.kind === "user") names.set(contact.id, contact.name);
+    list.append(el("li", {}, contactButton(contact, c.unread_count)));
+  }
+  if (!list.children.length) list.append(el("li", { className: "muted empty", text: "No conversations yet." }));
+  if (current?.kind === "user" && names.has(current.id)) {
+    current.name = names.get(current.id);
+    document.getElementById("title").textContent = current.name;
+  }
+  for (const who of box.querySelectorAll(".who")) {
+    const id = Number(who.dataset.userId);
+    if (names.has(id)) who.textContent = `${names.get(id)} · `;
+  }
+}
+
+function tick(node, status) {
+  const mark = node.querySelector(".tick");
+  if (!mark || mark.dataset.status === "failed") return;
+  if (TICK_ORDER.indexOf(status) < TICK_ORDER.indexOf(mark.dataset.status || "pending")) return;
+  mark.dataset.status = status;
+  mark.textContent = TICKS[status];
+}
+
+/** Put a message where the server orders it: by id; not yet stored ones last. */
+function place(node) {
+  const id = node.dataset.messageId ? Number(node.dataset.messageId) : null;
+  const atBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 40;
+  const others = [...box.querySelectorAll(".msg")].filter((other) => other !== node);
+  const at = insertionIndex(
+    others.map((other) => (other.dataset.messageId ? Number(other.dataset.messageId) : null)),
+    id,
+  );
+  if (at < others.length) box.insertBefore(node, others[at]);
+  else box.append(node);
+  if (at === others.length && (atBottom || node.classList.contains("mine"))) box.scrollTop = box.scrollHeight;
+}
+
+function render(m, { pending = false } = {}) {
+  if (m.message_id && shown.has(m.message_id)) return shown.get(m.message_id);
+  let node = m.client_msg_id && pendingShown.get(m.client_msg_id);
+  const mine = m.sender_id === me.id;
+  const fresh = !node;
+  if (fresh) {
+    const who = mine ? "" : `${userName(m.sender_id)} · `;
+    const time = m.timestamp || m.created_at;
+    node = el(
+      "div",
+      { className: `msg${mine ? " mine" : ""}` },
+      el("span", { className: "content", text: m.content }), // text, never HTML
+      el(
+        "span",
+        { className: "meta" },
+        el("span", { className: "who", text: who, dataset: { userId: m.sender_id } }),
+        `${time ? new Date(time).toLocaleTimeString() : ""} `,
+        el("span", { className: "tick" }),
+      ),
+    );
+    if (!mine) node.querySelector(".tick").remove();
+  }
+  if (m.client_msg_id && mine) pendingShown.set(m.client_msg_id, node);
+  const moved = m.message_id && node.dataset.messageId !== String(m.message_id);
+  if (m.message_id) {
+    node.dataset.messageId = m.message_id;
+    shown.set(m.message_id, node);
+  }
+  if (fresh || moved) place(node);
+  if (mine) tick(node, m.read_at ? "read" : m.delivered_at ? "delivered" : pending ? "pending" : "sent");
+  return node;
+}
+
+function markRead(m) {
+  if (m.sender_id !== me.id && m.message_id && !document.hidden) {
+    rt.send({ type: "read_receipt", message_id: m.message_id });
+  }
+}
+
+function historyUrl(contact) {
+  const query = contact.kind === "room" ? `room=${contact.id}` : `with=${contact.id}`;
+  return `/api/chat/messages/?${query}`;
+}
+
+async function open(contact) {
+  current = contact;
+  shown = new Map();
+  pendingShown = new Map();
+  olderUrl = null;
+  olderButton.hidden = true;
+  box.replaceChildren(olderButton);
+  typingLine.textContent = "";
+  composerError.textContent = "";
+  const title = document.getElementById("title");
+  title.textContent = contact.name;
+  title.classList.remove("muted");
+  text.disabled = false;
+  document.getElementById("send").disabled = false;
+  for (const b of list.querySelectorAll("button")) {
+    const here = b.dataset.key === key(contact);
+    b.classList.toggle("active", here);
+    // Opening the conversation reads it.
+    if (here) b.querySelector(".badge").hidden = true;
+  }
+  const { ok, data } = await api(historyUrl(contact));
+  if (current !== contact) return;
+  if (!ok) {
+    box.append(el("p", { className: "error", text: "No such conversation." }));
+    return;
+  }
+  const history = [...data.results].reverse();
+  for (const m of history) render(m);
+  for (const p of rt.pending()) {
+    const mine = { ...p, sender_id: me.id };
+    if (belongs(mine)) render(mine, { pending: true });
+  }
+  if (!box.querySelector(".msg")) {
+    box.append(el("p", { className: "muted empty", text: "No messages yet. Say hello." }));
+  }
+  olderUrl = data.next;
+  olderButton.hidden = !olderUrl;
+  box.scrollTop = box.scrollHeight;
+  const last = history.filter((m) => m.sender_id !== me.id).pop();
+  if (last) markRead(last);
+  text.focus();
+}
+
+/** The page before the oldest shown: scrolling up reads further back. */
+async function loadOlder() {
+  if (!olderUrl || loadOlder.busy) return;
+  loadOlder.busy = true;
+  const contact = current;
+  const { ok, data } = await api(olderUrl);
+  loadOlder.busy = false;
+  if (!ok || current !== contact) return;
+  const before = box.scrollHeight;
+  const top = box.scrollTop;
+  for (const m of data.results) render(m);
+  box.scrollTop = top + (box.scrollHeight - before);
+  olderUrl = data.next;
+  olderButton.hidden = !olderUrl;
+}
+olderButton.addEventListener("click", loadOlder);
+box.addEventListener("scroll", () => {
+  if (box.scrollTop < 60) loadOlder();
+});
+
+rt.on("chat_message", (m) => {
+  if (m.sender_id !== me.id) rt.send({ type: "message_received", message_id: m.message_id });
+  if (belongs(m)) {
+    box.querySelector(".empty")?.remove();
+    render(m);
+    if (m.sender_id !== me.id) {
+      typingLine.textContent = "";
+      markRead(m);
+    }
+  }
+  const counterpart = m.room_id ? null : m.sender_id === me.id ? m.receiver_id : m.sender_id;
+  if (!belongs(m) || (counterpart && !names.has(counterpart))) loadContacts();
+});
+rt.on("message_sent", (ack) => {
+  const node = pendingShown.get(ack.client_msg_id);
+  if (!node) return;
+  render({ client_msg_id: ack.client_msg_id, message_id: ack.message_id, sender_id: me.id });
+  tick(node, "sent");
+});
+rt.on("message_status", (s) => {
+  // A read receipt covers its message and every earlier one of the conversation.
+  for (const [id, node] of shown) {
+    if (id === s.message_id || (s.status === "read" && id < s.message_id && node.classList.contains("mine"))) {
+      tick(node, s.status);
+    }
+  }
+});
+rt.on("message_deleted", (d) => shown.get(d.message_id)?.remove());
+// Away longer than the server keeps events: history comes over REST again.
+rt.on("resync_required", () => {
+  loadContacts();
+  if (current) open(current);
+});
+rt.on("send_failed", ({ frame, error }) => {
+  const node = pendingShown.get(frame.client_msg_id);
+  if (!node) return;
+  node.classList.add("failed");
+  const mark = node.querySelector(".tick");
+  mark.dataset.status = "failed";
+  mark.textContent = `not sent (${error.code})`;
+  mark.title = error.message || "";
+});
+
+let typingTimer = null;
+rt.on("typing_indicator", (t) => {
+  const from = t.room_id
+    ? t.room_id === current?.id && current.kind === "room"
+    : current?.kind === "user" && t.sender_id === current.id;
+  if (!from || t.sender_id === me.id) return;
+  clearTimeout(typingTimer);
+  typingLine.textContent = t.is_typing ? `${userName(t.sender_id)} is typing…` : "";
+  if (t.is_typing)
+    typingTimer = setTimeout(() => {
+      typingLine.textContent = "";
+    }, 6000);
+});
+
+const target = () => (current.kind === "room" ? { room_id: current.id } : { receiver_id: current.id });
+let typingSentAt = 0;
+let stopTyping = null;
+text.addEventListener("input", () => {
+  composerError.textContent = "";
+  if (!current) return;
+  if (Date.now() - typingSentAt > 2000) {
+    typingSentAt = Date.now();
+    rt.send({ type: "typing", ...target(), is_typing: true });
+  }
+  clearTimeout(stopTyping);
+  stopTyping = setTimeout(() => {
+    typingSentAt = 0;
+    rt.send({ type: "typing", ...target(), is_typing: false });
+  }, 3000);
+});
+
+function sendCurrent() {
+  const content = text.value.trim();
+  if (!content || !current) return;
+  let frame;
+  try {
+    frame = rt.send({ type: "chat_message", ...target(), content });
+  } catch (error) {
+    if (!(error instanceof SendRefused)) throw error;
+    // Kept in the box, so nothing typed is lost.
+    composerError.textContent = `Not sent: ${error.message}`;
+    return;
+  }
+  clearTimeout(stopTyping);
+  typingSentAt = 0;
+  box.querySelector(".empty")?.remove();
+  render({ ...frame, sender_id: me.id, timestamp: new Date().toISOString() }, { pending: true });
+  text.value = "";
+}
+document.getElementById("composer").addEventListener("submit", (event) => {
+  event.preventDefault();
+  sendCurrent();
+});
+text.addEventListener("keydown", (event) => {
+  if (event.key === "Enter" && !event.shiftKey) {
+    event.preventDefault();
+    sendCurrent();
+  }
+});
+
+// People search: type a name, pick a person.
+const people = document.getElementById("people");
+const found = document.getElementById("people-results");
+let searchTimer = null;
+people.addEventListener("input", () => {
+  clearTimeout(searchTimer);
+  searchTimer = setTimeout(async () => {
+    const q = people.value.trim();
+    if (!q) return found.replaceChildren();
+    const { ok, data } = await api(`/api/users/?q=${encodeURIComponent(q)}`);
+    if (!ok || people.value.trim() !== q) return;
+    found.replaceChildren(
+      ...(data.length ? data : [null]).map((user) =>
+        user
+          ? el(
+              "li",
+              {},
+              el("button", {
+                type: "button",
+                text: user.username,
+                onclick: () => {
+                  names.set(user.id, user.username);
+                  people.value = "";
+                  found.replaceChildren();
+                  open({ kind: "user", id: user.id, name: user.username });
+                },
+              }),
+            )
+          : el("li", { className: "muted", text: "Nobody by that name." }),
+      ),
+    );
+  }, 150);
+});
+
+document.addEventListener("visibilitychange", () => {
+  if (document.hidden || !current) return;
+  const theirs = [...shown].filter(([, n]) => !n.classList.contains("mine")).map(([id]) => id);
+  if (theirs.length) rt.send({ type: "read_receipt", message_id: Math.max(...theirs) });
+});
+
+await loadContacts();
+const wanted = new URLSearchParams(location.search);
+if (wanted.get("with")) {
+  const id = Number(wanted.get("with"));
+  open({ kind: "user", id, name: userName(id) });
+} else if (wanted.get("room")) {
+  const id = Number(wanted.get("room"));
+  const button = list.querySelector(`[data-key="room:${id}"]`);
+  open({ kind: "room", id, name: button ? button.firstChild.textContent : `room ${id}` });
+}
+document.body.dataset.ready = "1";
