@@ -118,7 +118,7 @@ export class QWRealtime {
     this.store =
       persist === true
         ? new IndexedDBStore(`user:${this.userId}`)
-        : persist && typeof persist.loadOutbox === "function"
+        : persist && typeof persist.saveSeq === "function"
           ? persist
           : null;
     this.ready = this.store ? this.restore() : Promise.resolve();

@@ -131,7 +131,7 @@ def test_message_written_offline_is_sent_once_after_the_tab_is_closed_and_reopen
     expect(bob_page.locator("#conn-state")).to_have_attribute("data-state", "connecting")
     bob_page.fill("#text", "typed offline")
     bob_page.press("#text", "Enter")
-    expect(bob_page.locator("#messages .msg.mine .tick")).to_have_text("⏱")
+    expect(bob_page.locator("#messages .msg.mine .tick")).to_have_text("sending")
     bob_page.evaluate("window.qw.saved()")
     bob_page.close()
 
@@ -195,7 +195,7 @@ def test_tabs_of_one_browser_share_one_socket_and_the_next_tab_takes_over(
     second.fill("#text", "from the second tab")
     second.press("#text", "Enter")
     expect(bob_page.locator("#messages .content")).to_have_text(["from the second tab"])
-    expect(second.locator("#messages .msg.mine .tick")).not_to_have_text("⏱")
+    expect(second.locator("#messages .msg.mine .tick")).not_to_have_text("sending")
     bob_page.fill("#text", "to both tabs")
     bob_page.press("#text", "Enter")
     for page in (first, second):
