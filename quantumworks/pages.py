@@ -5,10 +5,8 @@ from django.urls import path
 from django.views.generic import TemplateView
 
 
-def page(template: str, name: str, **context):
-    return TemplateView.as_view(
-        template_name=f"demo/{template}", extra_context={"page": name, **context}
-    )
+def page(template: str, name: str):
+    return TemplateView.as_view(template_name=f"demo/{template}", extra_context={"page": name})
 
 
 class LoginPage(TemplateView):
@@ -24,5 +22,7 @@ urlpatterns = [
     path("login/", LoginPage.as_view(extra_context={"page": "login"}), name="login"),
     path("chat/", page("chat.html", "chat"), name="chat"),
     path("tasks/", page("tasks.html", "tasks"), name="tasks"),
+    # Where a task notification's `link` points: the board, with that card in focus.
+    path("tasks/<int:task_id>", page("tasks.html", "tasks"), name="task"),
     path("notifications/", page("notifications.html", "notifications"), name="notifications"),
 ]

@@ -210,7 +210,8 @@ rt.on("chat_message", (m) => {
     }
   }
   const counterpart = m.room_id ? null : m.sender_id === me.id ? m.receiver_id : m.sender_id;
-  if (!belongs(m) || (counterpart && !names.has(counterpart))) loadContacts();
+  const listed = list.querySelector(`[data-key="${m.room_id ? `room:${m.room_id}` : `user:${counterpart}`}"]`);
+  if (!belongs(m) || !listed || (counterpart && !names.has(counterpart))) loadContacts();
 });
 rt.on("message_sent", (ack) => {
   const node = pendingShown.get(ack.client_msg_id);

@@ -133,4 +133,11 @@ rt.on("task_status_update", (u) => {
 // Back from an outage: missed changes arrive in the replay; a resync needs a reload.
 rt.on("resync_required", load);
 await load();
+// /tasks/{id} (a notification's link): that card, in view and marked.
+const focused = location.pathname.match(/^\/tasks\/(\d+)$/);
+const card = focused && tasks.get(Number(focused[1]))?.node;
+if (card) {
+  card.classList.add("focus");
+  card.scrollIntoView({ block: "center" });
+}
 document.body.dataset.ready = "1";
