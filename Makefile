@@ -33,6 +33,7 @@ services:
 	./scripts/ensure_services.sh
 
 node_modules/.installed: package.json package-lock.json
+	./scripts/ensure_services.sh node
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 

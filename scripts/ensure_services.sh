@@ -90,13 +90,20 @@ ensure_chromium() {
   echo "installing Chromium"; apt_install chromium
 }
 
-[ $# -gt 0 ] || set -- postgres redis chromium
+# The client's lint (Biome) and node tests: node 18+ with npm.
+ensure_node() {
+  command -v npm >/dev/null && command -v node >/dev/null && return 0
+  echo "installing node and npm"; apt_install nodejs npm
+}
+
+[ $# -gt 0 ] || set -- postgres redis chromium node
 for service in "$@"; do
   case "$service" in
     postgres) ensure_postgres_running; ensure_test_role
       echo "PostgreSQL answers on $PG_HOST:$PG_PORT; role $DB_USER logs in" ;;
     redis) ensure_redis; echo "Redis answers on 127.0.0.1:$REDIS_PORT" ;;
     chromium) ensure_chromium; echo "Chromium at /usr/bin/chromium" ;;
-    *) echo "unknown service $service (postgres, redis, chromium)" >&2; exit 2 ;;
+    node) ensure_node; echo "node $(node --version)" ;;
+    *) echo "unknown service $service (postgres, redis, chromium, node)" >&2; exit 2 ;;
   esac
 done
