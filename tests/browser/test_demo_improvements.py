@@ -7,9 +7,11 @@ import re
 import pytest
 from playwright.sync_api import expect
 
+from quantumworks.accounts import users_deactivate
 from tasks.models import Task
 from tasks.services import project_create, task_create
 from tests.browser.conftest import sign_in, wait_ready
+from tests.browser.test_demo_pages import off_the_browser_thread
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -105,3 +107,15 @@ def test_the_front_page_leads_in(server, contexts):
     expect(page.locator("h1")).to_have_text("Projects that move while you watch")
     page.click(".hero a.go")
     expect(page).to_have_url(re.compile(r"/login/\?next=/chat/$"))
+
+
+def test_a_deactivated_user_lands_on_the_login_page_told_why(make_user, server, contexts):
+    alice, bob = make_user("alice"), make_user("bob")
+    page = sign_in(contexts(), server().http_url, "alice", f"/chat/?with={bob.id}")
+
+    off_the_browser_thread(lambda: users_deactivate(user_ids=[alice.id]))
+
+    expect(page).to_have_url(re.compile(r"/login/\?reason=inactive&next="))
+    expect(page.locator("#login-reason")).to_have_text(
+        "Your account has been deactivated. Contact an administrator."
+    )
