@@ -165,7 +165,7 @@ function showConnection(pill) {
 }
 
 /** Start a page: sign-in check, nav, realtime client, badge and toasts.
- *  Returns {rt, me}; `me` is {id, username}. */
+ *  Returns {rt, me, recentChat}; `me` is {id, username}; `recentChat` the chat frames received so far. */
 export async function startPage(options = {}) {
   tokens = storedTokens();
   if (!tokens?.access) {
@@ -192,6 +192,13 @@ export async function startPage(options = {}) {
     ...options,
   });
   window.qw = rt; // for the console (and the browser tests)
+  // Chat frames from the first moment (a replay can land before the page has
+  // opened a conversation or fetched its history): the page merges them in.
+  const recentChat = [];
+  rt.on("chat_message", (frame) => {
+    recentChat.push(frame);
+    if (recentChat.length > 1000) recentChat.shift();
+  });
   showConnection(document.getElementById("conn-state"));
   rt.on("auth_error", (event) => toLogin(event.code === 4003 ? "inactive" : "expired"));
   rt.on("session_end", () => toLogin("signed_out"));
@@ -213,5 +220,5 @@ export async function startPage(options = {}) {
   rt.on("resumed", loadBadge);
   rt.on("resync_required", loadBadge);
   await loadBadge();
-  return { rt, me };
+  return { rt, me, recentChat };
 }

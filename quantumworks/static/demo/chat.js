@@ -4,7 +4,7 @@
 import { SendRefused, insertionIndex } from "/static/qw-protocol.js";
 import { api, el, startPage } from "/static/qw-demo.js";
 
-const { rt, me } = await startPage();
+const { rt, me, recentChat } = await startPage();
 const names = new Map(); // user id → username
 const list = document.getElementById("contacts");
 const box = document.getElementById("messages");
@@ -164,6 +164,8 @@ async function open(contact) {
   }
   const history = [...data.results].reverse();
   for (const m of history) render(m);
+  // Frames that came before (or while) the history loaded: a late replay goes in its place.
+  for (const m of recentChat) if (belongs(m)) render(m);
   for (const p of rt.pending()) {
     const mine = { ...p, sender_id: me.id };
     if (belongs(mine)) render(mine, { pending: true });
