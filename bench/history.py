@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import io
 import json
 import os
@@ -197,7 +198,7 @@ def load(db_name: str, plan: Plan, *, history: bool, args) -> dict[str, float]:
         started = time.monotonic()
         if history:
             index_sql = drop_indexes(conn, "quantumworks_event")
-            counts = {uid: 0 for uid in plan.user_ids}
+            counts = dict.fromkeys(plan.user_ids, 0)
             per_power_events = args.events // 2 // len(plan.power_ids)
             for uid in plan.power_ids:
                 counts[uid] = per_power_events
@@ -372,29 +373,70 @@ def tokens_for(user_ids: list[int]) -> dict[int, str]:
     }
 
 
-async def measure_connects(server: Server, tokens: dict[int, str], rounds: int) -> dict:
+def db_backend_cpu(db_name: str) -> dict[int, float]:
+    """CPU seconds of every PostgreSQL backend serving `db_name` (the server's pool)."""
+    import psycopg
+
+    with psycopg.connect(f"{PG}/{db_name}") as conn:
+        pids = [
+            row[0]
+            for row in conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+                [db_name],
+            )
+        ]
+    cpu = {}
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            cpu[pid] = proc_cpu_seconds(pid)
+    return cpu
+
+
+def db_cpu_since(db_name: str, before: dict[int, float]) -> float:
+    after = db_backend_cpu(db_name)
+    return sum(value - before.get(pid, 0.0) for pid, value in after.items())
+
+
+async def measure_connects(
+    server: Server, tokens: dict[int, str], rounds: int, db_name: str
+) -> dict:
+    """Each power user in turn: connect, wait for `authenticated`, then ping → pong.
+
+    The consumer handles frames one at a time and its connect handler ends
+    with the presence work (the contacts read), so the pong marks the moment
+    the connect's whole cost has been paid. Each socket closes before the
+    next opens: every connect is an online transition (and every close an
+    offline one, with its own contacts read).
+    """
     import websockets
 
-    latencies = []
-    cpu_before = server.cpu()
+    to_auth, to_ready = [], []
+    cpu_before, db_before = server.cpu(), db_backend_cpu(db_name)
     for _ in range(rounds):
-        for uid, token in tokens.items():
+        for token in tokens.values():
             started = time.perf_counter()
             async with websockets.connect(
                 f"ws://127.0.0.1:{server.port}/ws/?token={token}", max_size=2**22
             ) as ws:
-                while True:
-                    frame = orjson.loads(await ws.recv())
-                    if frame["type"] == "authenticated":
-                        latencies.append(time.perf_counter() - started)
-                        break
+                while orjson.loads(await ws.recv())["type"] != "authenticated":
+                    pass
+                to_auth.append(time.perf_counter() - started)
+                await ws.send('{"type":"ping"}')
+                while orjson.loads(await ws.recv())["type"] != "pong":
+                    pass
+                to_ready.append(time.perf_counter() - started)
     await asyncio.sleep(1.0)  # the last close's presence work lands in the CPU figure
     cpu = server.cpu() - cpu_before
+    db_cpu = db_cpu_since(db_name, db_before)
+    count = len(to_auth)
     return {
-        "connects": len(latencies),
-        "p50_ms": percentile(latencies, 50) * 1000,
-        "p99_ms": percentile(latencies, 99) * 1000,
-        "cpu_ms_per_connect": cpu / len(latencies) * 1000,
+        "connects": count,
+        "p50_ms": percentile(to_auth, 50) * 1000,
+        "p99_ms": percentile(to_auth, 99) * 1000,
+        "ready_p50_ms": percentile(to_ready, 50) * 1000,
+        "ready_p99_ms": percentile(to_ready, 99) * 1000,
+        "cpu_ms_per_connect": cpu / count * 1000,
+        "db_cpu_ms_per_connect": db_cpu / count * 1000,
     }
 
 
@@ -442,7 +484,7 @@ async def measure_chat(server: Server, tokens: dict[int, str], *, rate: int, sec
             ).decode()
         )
     deadline = time.monotonic() + 15
-    while len(latencies) < total and time.monotonic() < deadline:
+    while len(latencies) < total and time.monotonic() < deadline:  # noqa: ASYNC110
         await asyncio.sleep(0.05)
     cpu = server.cpu() - cpu_before
     for task in readers:
@@ -543,7 +585,9 @@ def run_one(label: str, db_name: str, args, power_ids, counterpart) -> dict:
     server = Server(env, args.port, log_dir / f"history-{label}.log")
     try:
         tokens = tokens_for(power_ids)
-        result["connect"] = asyncio.run(measure_connects(server, tokens, args.connect_rounds))
+        result["connect"] = asyncio.run(
+            measure_connects(server, tokens, args.connect_rounds, db_name)
+        )
         result["rest"] = measure_rest(server, tokens, counterpart, args.rest_rounds)
         result["chat"] = asyncio.run(
             measure_chat(server, tokens, rate=args.rate, seconds=args.seconds)
@@ -616,7 +660,10 @@ def report(results: dict, args) -> None:
 
     add("connect → authenticated p50", ["connect", "p50_ms"])
     add("connect → authenticated p99", ["connect", "p99_ms"])
+    add("connect → pong after presence p50", ["connect", "ready_p50_ms"])
+    add("connect → pong after presence p99", ["connect", "ready_p99_ms"])
     add("server CPU per connect+close", ["connect", "cpu_ms_per_connect"])
+    add("PostgreSQL CPU per connect+close", ["connect", "db_cpu_ms_per_connect"])
     add("chat send → deliver p50", ["chat", "p50_ms"])
     add("chat send → deliver p99", ["chat", "p99_ms"])
     add("server CPU per message", ["chat", "cpu_us_per_message"], "µs")

@@ -77,3 +77,48 @@ class ChatMessage(models.Model):
 
     def __str__(self) -> str:
         return f"message {self.pk} from {self.sender_id}"
+
+
+class ConversationState(models.Model):
+    """One user's view of one conversation (a 1:1 counterpart or a room).
+
+    Maintained in the transaction of every write that changes it (sends, read
+    receipts, hides, membership changes), so reads on the connect and page-load
+    paths cost a row per conversation instead of a scan of the history.
+    `manage.py rebuild_conversations` recomputes it from the messages.
+
+    Unread, as the conversation list has always counted it: 1:1, the visible
+    messages from the counterpart with read_at NULL; room, the visible messages
+    by others after the membership's last_read_message_id.
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", db_index=False
+    )  # the unique (user, peer) index serves lookups by user
+    # The counterpart's user id (1:1) or minus the room id: one unique key, so a
+    # batch of sends of both kinds is one upsert with one conflict target.
+    peer = models.BigIntegerField()
+    counterpart = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, null=True, related_name="+"
+    )
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, null=True, related_name="+")
+    # The last visible message (NULL: none); not a constraint, so the writer
+    # never waits on a message row and a deleted message only reads as none.
+    last_message = models.ForeignKey(
+        ChatMessage, on_delete=models.DO_NOTHING, null=True, db_constraint=False, related_name="+"
+    )
+    last_activity_at = models.DateTimeField(null=True)  # the last message's created_at
+    unread_count = models.IntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "peer"], name="conversation_state_unique"),
+            models.CheckConstraint(
+                condition=(Q(peer__gt=0) & Q(counterpart__isnull=False) & Q(room__isnull=True))
+                | (Q(peer__lt=0) & Q(counterpart__isnull=True) & Q(room__isnull=False)),
+                name="conversation_state_peer_kind",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"conversation of {self.user_id} with {self.peer}"
