@@ -1,6 +1,7 @@
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
+from django.db.models.functions import Greatest, Least
 
 
 class Room(models.Model):
@@ -73,6 +74,21 @@ class ChatMessage(models.Model):
             models.Index(fields=["sender", "receiver", "id"], name="chat_dm_sender_idx"),
             models.Index(fields=["receiver", "sender", "id"], name="chat_dm_receiver_idx"),
             models.Index(fields=["room", "id"], name="chat_room_idx"),
+            # A 1:1 history page in both directions is one backward range scan
+            # (newest first, LIMIT page) instead of sorting the pair's history.
+            models.Index(
+                Least("sender", "receiver"),
+                Greatest("sender", "receiver"),
+                F("id"),
+                condition=Q(receiver__isnull=False),
+                name="chat_dm_pair_idx",
+            ),
+            # Read receipts and the unread rebuild touch only unread 1:1 rows.
+            models.Index(
+                fields=["receiver", "sender", "id"],
+                condition=Q(read_at__isnull=True, receiver__isnull=False),
+                name="chat_dm_unread_idx",
+            ),
         ]
 
     def __str__(self) -> str:

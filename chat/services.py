@@ -14,6 +14,14 @@ from django.utils import timezone
 
 from chat import events
 from chat.models import ChatMessage, Room, RoomMembership
+from chat.state import (
+    state_after_hide,
+    state_direct_read,
+    state_record_sends,
+    state_room_joined,
+    state_room_left,
+    state_room_recount,
+)
 from quantumworks.bulk_sql import execute_returning, fetch, ids_where_in
 from quantumworks.protocol import FrameError
 from quantumworks.realtime import (
@@ -189,6 +197,20 @@ def messages_send_batch(requests: Sequence[SendRequest]) -> list[SendResult]:
                     else SendResult(error="server_error")
                 )
 
+        state_record_sends(
+            direct=[
+                (message_id, r.sender_id, r.receiver_id)
+                for message_id, r in new_messages
+                if r.receiver_id is not None
+            ],
+            room=[
+                (message_id, r.sender_id, r.room_id)
+                for message_id, r in new_messages
+                if r.room_id is not None
+            ],
+            room_members=room_members,
+            now=now,
+        )
         record_events(
             DurableEvent(
                 type="chat_message",
@@ -280,27 +302,32 @@ def message_mark_delivered(*, user_id: int, message_id: int) -> bool:
 def message_mark_read(*, user_id: int, message_id: int) -> bool:
     """`read_receipt`: the message and every earlier one of the conversation are read."""
     now = timezone.now()
+    db_now = connection.ops.adapt_datetimefield_value(now)
     with transaction.atomic():
         message = _visible_message_for(user_id, message_id)
         if message is None:
             return False
         if message.receiver_id is not None:
-            newly_read = list(
-                ChatMessage.objects.filter(
-                    sender_id=message.sender_id,
-                    receiver_id=user_id,
-                    id__lte=message_id,
-                    read_at__isnull=True,
-                ).values_list("id", flat=True)
+            # One conditional UPDATE: of two concurrent receipts each row is
+            # marked (and counted) by exactly one.
+            newly_read = fetch(
+                f"UPDATE {_MESSAGES} SET read_at = %s, delivered_at = COALESCE(delivered_at, %s) "
+                "WHERE receiver_id = %s AND sender_id = %s AND id <= %s AND read_at IS NULL "
+                "RETURNING id, is_hidden",
+                [db_now, db_now, user_id, message.sender_id, message_id],
             )
             if not newly_read:
                 return True
-            ChatMessage.objects.filter(id__in=newly_read).update(read_at=now)
-            ChatMessage.objects.filter(id__in=newly_read, delivered_at__isnull=True).update(
-                delivered_at=now
+            state_direct_read(
+                user_id=user_id,
+                counterpart_id=message.sender_id,
+                newly_read=sum(1 for _, hidden in newly_read if not hidden),
             )
-            latest_by_sender = {message.sender_id: max(newly_read)}
+            latest_by_sender = {message.sender_id: max(mid for mid, _ in newly_read)}
         else:
+            # The room row FOR UPDATE waits for the sends in flight and holds
+            # off new ones, so the recount below sees every committed message.
+            Room.objects.select_for_update(no_key=True).filter(id=message.room_id).first()
             membership = RoomMembership.objects.select_for_update().get(
                 room_id=message.room_id, user_id=user_id
             )
@@ -309,6 +336,7 @@ def message_mark_read(*, user_id: int, message_id: int) -> bool:
                 return True
             membership.last_read_message_id = message_id
             membership.save(update_fields=["last_read_message_id"])
+            state_room_recount(room_id=message.room_id, user_ids=[user_id])
             latest_by_sender = defaultdict(int)
             for sender_id, mid in (
                 ChatMessage.objects.filter(
@@ -340,12 +368,11 @@ def room_create(*, creator_id: int, name: str, member_ids: Sequence[int] = ()) -
         room = Room.objects.create(name=name, created_by_id=creator_id)
         user_ids = {creator_id, *member_ids}
         active = get_user_model().objects.filter(id__in=user_ids, is_active=True)
+        member_ids = list(active.values_list("id", flat=True))
         RoomMembership.objects.bulk_create(
-            [
-                RoomMembership(room=room, user_id=user_id)
-                for user_id in active.values_list("id", flat=True)
-            ]
+            [RoomMembership(room=room, user_id=user_id) for user_id in member_ids]
         )
+        state_room_joined(room_id=room.id, user_ids=member_ids)
     return room
 
 
@@ -353,6 +380,8 @@ def room_add_member(*, room: Room, user_id: int) -> bool:
     with transaction.atomic():
         Room.objects.select_for_update().filter(id=room.id).first()
         _, created = RoomMembership.objects.get_or_create(room=room, user_id=user_id)
+        if created:
+            state_room_joined(room_id=room.id, user_ids=[user_id])
     return created
 
 
@@ -362,6 +391,7 @@ def room_remove_member(*, room: Room, user_id: int) -> bool:
         Room.objects.select_for_update().filter(id=room.id).first()
         deleted, _ = RoomMembership.objects.filter(room=room, user_id=user_id).delete()
         if deleted:
+            state_room_left(room_id=room.id, user_id=user_id)
             # Their open sockets leave the room's group too.
             send_control_on_commit(
                 user_group(user_id),
@@ -377,14 +407,28 @@ def room_remove_member(*, room: Room, user_id: int) -> bool:
 def messages_hide(*, message_ids: Sequence[int]) -> int:
     """Moderation: hide messages and tell both sides (durable `message_deleted`)."""
     with transaction.atomic():
+        # Rooms first, FOR UPDATE and in id order as every room lock is taken:
+        # their unread counts are recomputed below with no send in flight.
+        room_ids = set(
+            ChatMessage.objects.filter(id__in=message_ids, room__isnull=False).values_list(
+                "room_id", flat=True
+            )
+        )
+        list(Room.objects.select_for_update(no_key=True).filter(id__in=room_ids).order_by("id"))
         messages = list(
             ChatMessage.objects.select_for_update()
             .filter(id__in=message_ids, is_hidden=False)
-            .values_list("id", "sender_id", "receiver_id", "room_id")
+            .values_list("id", "sender_id", "receiver_id", "room_id", "read_at")
         )
         if not messages:
             return 0
         ChatMessage.objects.filter(id__in=[m[0] for m in messages]).update(is_hidden=True)
+        state_after_hide(
+            [
+                (message_id, sender_id, receiver_id, room_id, read_at is None)
+                for message_id, sender_id, receiver_id, room_id, read_at in messages
+            ]
+        )
         room_members: dict[int, list[int]] = defaultdict(list)
         for room_id, user_id in RoomMembership.objects.filter(
             room_id__in={m[3] for m in messages if m[3]}
@@ -400,6 +444,6 @@ def messages_hide(*, message_ids: Sequence[int]) -> int:
                     room_members=room_members.get(room_id, ()),
                 ),
             )
-            for message_id, sender_id, receiver_id, room_id in messages
+            for message_id, sender_id, receiver_id, room_id, _ in messages
         )
     return len(messages)
