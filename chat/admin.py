@@ -1,7 +1,7 @@
 from django.contrib import admin
 
 from chat.models import ChatMessage, Room, RoomMembership
-from chat.services import messages_hide
+from chat.services import messages_hide, room_add_member, room_remove_member
 
 
 @admin.register(ChatMessage)
@@ -23,6 +23,9 @@ class ChatMessageAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
     ordering = ["-id"]
     actions = ["hide_messages"]
+    # Hiding goes through the action, which tells both sides and corrects
+    # the conversation state; read_at moves only with read receipts.
+    readonly_fields = ["is_hidden", "read_at"]
 
     @admin.action(description="Hide selected messages (both sides are told)")
     def hide_messages(self, request, queryset):
@@ -37,6 +40,7 @@ class ChatMessageAdmin(admin.ModelAdmin):
 class RoomMembershipInline(admin.TabularInline):
     model = RoomMembership
     raw_id_fields = ["user"]
+    readonly_fields = ["last_read_message_id"]
     extra = 0
 
 
@@ -46,3 +50,18 @@ class RoomAdmin(admin.ModelAdmin):
     search_fields = ["name"]
     inlines = [RoomMembershipInline]
     raw_id_fields = ["created_by"]
+
+    def save_formset(self, request, form, formset, change):
+        """Members join and leave through the services: sockets and conversation state follow."""
+        if formset.model is not RoomMembership:
+            return super().save_formset(request, form, formset, change)
+        room = form.instance
+        memberships = formset.save(commit=False)
+        for membership in formset.deleted_objects:
+            room_remove_member(room=room, user_id=membership.user_id)
+        for membership in memberships:
+            if membership.pk is not None:  # another user typed into an existing row
+                previous = RoomMembership.objects.get(pk=membership.pk).user_id
+                room_remove_member(room=room, user_id=previous)
+            room_add_member(room=room, user_id=membership.user_id)
+        return None

@@ -8,6 +8,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.core.management import call_command
 from django.db import connection, connections, transaction
+from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from chat.models import ConversationState
@@ -358,3 +359,41 @@ def test_contacts_are_one_query_whatever_the_history(trio, django_assert_num_que
     with django_assert_num_queries(1):
         contacts = contact_ids(user_id=alice.id)
     assert contacts == {bob.id, carol.id}
+
+
+def test_admin_membership_edits_go_through_the_services(trio, make_user):
+    alice, bob, carol = trio
+    staff = make_user("moderator", is_staff=True)
+    staff.__class__.objects.filter(pk=staff.pk).update(is_superuser=True)
+    room = room_create(creator_id=alice.id, name="r", member_ids=[bob.id])
+    send(alice, room=room)
+    bob_membership = room.memberships.get(user_id=bob.id)
+    alice_membership = room.memberships.get(user_id=alice.id)
+    client = Client()
+    client.force_login(staff)
+
+    response = client.post(
+        f"/admin/chat/room/{room.id}/change/",
+        {
+            "name": "r",
+            "created_by": str(alice.id),
+            "memberships-TOTAL_FORMS": "3",
+            "memberships-INITIAL_FORMS": "2",
+            "memberships-MIN_NUM_FORMS": "0",
+            "memberships-MAX_NUM_FORMS": "1000",
+            "memberships-0-id": str(alice_membership.id),
+            "memberships-0-room": str(room.id),
+            "memberships-0-user": str(alice.id),
+            "memberships-1-id": str(bob_membership.id),
+            "memberships-1-room": str(room.id),
+            "memberships-1-user": str(bob.id),
+            "memberships-1-DELETE": "on",
+            "memberships-2-room": str(room.id),
+            "memberships-2-user": str(carol.id),
+        },
+    )
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert listed(bob) == []
+    assert [(kind, unread) for kind, _, _, unread in listed(carol)] == [("room", 1)]
+    assert_rebuild_matches()
