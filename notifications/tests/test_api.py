@@ -130,3 +130,21 @@ def test_openapi_schema_documents_the_unread_count(alice):
     assert "unread_count" in page["properties"]
     assert "/api/notifications/{notification_id}/read/" in schema["paths"]
     assert "/api/notifications/read-all/" in schema["paths"]
+
+
+def test_unread_badge_reads_a_page_and_an_indexed_count_whatever_the_history(
+    alice, django_assert_num_queries
+):
+    Notification.objects.bulk_create(
+        Notification(user=alice, title=f"old {n}", read_at="2026-01-01T00:00:00Z")
+        for n in range(300)
+    )
+    notify(alice, "new", "newer")
+    client = authed_client(alice)
+
+    # the user lookup, one page of unread rows, the count (notification_unread_idx)
+    with django_assert_num_queries(3):
+        response = client.get(LIST, {"unread": "true", "page_size": 1})
+
+    assert response.json()["unread_count"] == 2
+    assert [n["title"] for n in response.json()["results"]] == ["newer"]
