@@ -397,47 +397,52 @@ def db_cpu_since(db_name: str, before: dict[int, float]) -> float:
     return sum(value - before.get(pid, 0.0) for pid, value in after.items())
 
 
-async def measure_connects(
-    server: Server, tokens: dict[int, str], rounds: int, db_name: str
-) -> dict:
+async def measure_connects(targets: dict, tokens: dict[int, str], rounds: int) -> dict:
     """Each power user in turn: connect, wait for `authenticated`, then ping → pong.
 
     The consumer handles frames one at a time and its connect handler ends
     with the presence work (the contacts read), so the pong marks the moment
     the connect's whole cost has been paid. Each socket closes before the
     next opens: every connect is an online transition (and every close an
-    offline one, with its own contacts read).
+    offline one, with its own contacts read). The targets (empty, history)
+    take turns connect by connect, so both see the same machine load.
     """
     import websockets
 
-    to_auth, to_ready = [], []
-    cpu_before, db_before = server.cpu(), db_backend_cpu(db_name)
-    for _ in range(rounds):
+    to_auth = {label: [] for label in targets}
+    to_ready = {label: [] for label in targets}
+    cpu_before = {label: server.cpu() for label, (server, _) in targets.items()}
+    db_before = {label: db_backend_cpu(db) for label, (_, db) in targets.items()}
+    order = list(targets)
+    for round_index in range(rounds):
         for token in tokens.values():
-            started = time.perf_counter()
-            async with websockets.connect(
-                f"ws://127.0.0.1:{server.port}/ws/?token={token}", max_size=2**22
-            ) as ws:
-                while orjson.loads(await ws.recv())["type"] != "authenticated":
-                    pass
-                to_auth.append(time.perf_counter() - started)
-                await ws.send('{"type":"ping"}')
-                while orjson.loads(await ws.recv())["type"] != "pong":
-                    pass
-                to_ready.append(time.perf_counter() - started)
+            for label in order if round_index % 2 == 0 else reversed(order):
+                server = targets[label][0]
+                started = time.perf_counter()
+                async with websockets.connect(
+                    f"ws://127.0.0.1:{server.port}/ws/?token={token}", max_size=2**22
+                ) as ws:
+                    while orjson.loads(await ws.recv())["type"] != "authenticated":
+                        pass
+                    to_auth[label].append(time.perf_counter() - started)
+                    await ws.send('{"type":"ping"}')
+                    while orjson.loads(await ws.recv())["type"] != "pong":
+                        pass
+                    to_ready[label].append(time.perf_counter() - started)
     await asyncio.sleep(1.0)  # the last close's presence work lands in the CPU figure
-    cpu = server.cpu() - cpu_before
-    db_cpu = db_cpu_since(db_name, db_before)
-    count = len(to_auth)
-    return {
-        "connects": count,
-        "p50_ms": percentile(to_auth, 50) * 1000,
-        "p99_ms": percentile(to_auth, 99) * 1000,
-        "ready_p50_ms": percentile(to_ready, 50) * 1000,
-        "ready_p99_ms": percentile(to_ready, 99) * 1000,
-        "cpu_ms_per_connect": cpu / count * 1000,
-        "db_cpu_ms_per_connect": db_cpu / count * 1000,
-    }
+    result = {}
+    for label, (server, db_name) in targets.items():
+        count = len(to_auth[label])
+        result[label] = {
+            "connects": count,
+            "p50_ms": percentile(to_auth[label], 50) * 1000,
+            "p99_ms": percentile(to_auth[label], 99) * 1000,
+            "ready_p50_ms": percentile(to_ready[label], 50) * 1000,
+            "ready_p99_ms": percentile(to_ready[label], 99) * 1000,
+            "cpu_ms_per_connect": (server.cpu() - cpu_before[label]) / count * 1000,
+            "db_cpu_ms_per_connect": db_cpu_since(db_name, db_before[label]) / count * 1000,
+        }
+    return result
 
 
 async def measure_chat(server: Server, tokens: dict[int, str], *, rate: int, seconds: int) -> dict:
@@ -500,30 +505,38 @@ async def measure_chat(server: Server, tokens: dict[int, str], *, rate: int, sec
     }
 
 
-def measure_rest(server: Server, tokens: dict[int, str], counterpart, rounds: int) -> dict:
+def measure_rest(targets: dict, tokens: dict[int, str], counterpart, rounds: int) -> dict:
+    """Conversation list and first history page, the targets taking turns request by request."""
     import http.client
 
-    out = {}
+    out: dict = {label: {} for label in targets}
     for name, path in (
         ("conversation_list", lambda uid: "/api/chat/conversations/"),
         ("history_page", lambda uid: f"/api/chat/messages/?with={counterpart[uid]}"),
     ):
-        latencies = []
-        conn = http.client.HTTPConnection("127.0.0.1", server.port)
-        for _ in range(rounds):
-            for uid, token in tokens.items():
-                started = time.perf_counter()
-                conn.request("GET", path(uid), headers={"Authorization": f"Bearer {token}"})
-                response = conn.getresponse()
-                response.read()
-                assert response.status == 200, response.status
-                latencies.append(time.perf_counter() - started)
-        conn.close()
-        out[name] = {
-            "requests": len(latencies),
-            "p50_ms": percentile(latencies, 50) * 1000,
-            "p99_ms": percentile(latencies, 99) * 1000,
+        latencies = {label: [] for label in targets}
+        conns = {
+            label: http.client.HTTPConnection("127.0.0.1", server.port)
+            for label, (server, _) in targets.items()
         }
+        order = list(targets)
+        for round_index in range(rounds):
+            for uid, token in tokens.items():
+                for label in order if round_index % 2 == 0 else reversed(order):
+                    conn = conns[label]
+                    started = time.perf_counter()
+                    conn.request("GET", path(uid), headers={"Authorization": f"Bearer {token}"})
+                    response = conn.getresponse()
+                    response.read()
+                    assert response.status == 200, response.status
+                    latencies[label].append(time.perf_counter() - started)
+        for label, conn in conns.items():
+            conn.close()
+            out[label][name] = {
+                "requests": len(latencies[label]),
+                "p50_ms": percentile(latencies[label], 50) * 1000,
+                "p99_ms": percentile(latencies[label], 99) * 1000,
+            }
     return out
 
 
@@ -559,9 +572,7 @@ def top_counterparts(db_name: str, power_ids: list[int]) -> dict[int, int]:
     return result
 
 
-def run_one(label: str, db_name: str, args, power_ids, counterpart) -> dict:
-    env = env_for(db_name, f"h8hist{label}")
-    result: dict = {"db": db_name, "history": history_counts(db_name, power_ids)}
+def inspect_reads(label: str, db_name: str, power_ids, counterpart) -> dict:
     inspected = subprocess.run(
         [
             str(PYTHON),
@@ -574,27 +585,56 @@ def run_one(label: str, db_name: str, args, power_ids, counterpart) -> dict:
             json.dumps({str(k): v for k, v in counterpart.items()}),
         ],
         cwd=REPO,
-        env=env,
+        env=env_for(db_name, f"h8hist{label}"),
         check=True,
         capture_output=True,
         text=True,
     )
-    result["reads"] = json.loads(inspected.stdout.strip().splitlines()[-1])
+    return json.loads(inspected.stdout.strip().splitlines()[-1])
+
+
+def run_all(dbs: dict[str, str], args, power_ids, counterpart) -> dict:
+    """Both servers up at once (both on core 1); every workload interleaves them."""
+    results: dict = {}
+    for label, db_name in dbs.items():
+        results[label] = {
+            "db": db_name,
+            "history": history_counts(db_name, power_ids),
+            "reads": inspect_reads(label, db_name, power_ids, counterpart),
+        }
     log_dir = REPO / "bench" / "logs"
     log_dir.mkdir(exist_ok=True)
-    server = Server(env, args.port, log_dir / f"history-{label}.log")
+    targets = {}
     try:
+        for offset, (label, db_name) in enumerate(dbs.items()):
+            server = Server(
+                env_for(db_name, f"h8hist{label}"),
+                args.port + offset,
+                log_dir / f"history-{label}.log",
+            )
+            targets[label] = (server, db_name)
         tokens = tokens_for(power_ids)
-        result["connect"] = asyncio.run(
-            measure_connects(server, tokens, args.connect_rounds, db_name)
-        )
-        result["rest"] = measure_rest(server, tokens, counterpart, args.rest_rounds)
-        result["chat"] = asyncio.run(
-            measure_chat(server, tokens, rate=args.rate, seconds=args.seconds)
-        )
+        for label, value in asyncio.run(
+            measure_connects(targets, tokens, args.connect_rounds)
+        ).items():
+            results[label]["connect"] = value
+        for label, value in measure_rest(targets, tokens, counterpart, args.rest_rounds).items():
+            results[label]["rest"] = value
+
+        async def chat_both():
+            return await asyncio.gather(
+                *(
+                    measure_chat(server, tokens, rate=args.rate, seconds=args.seconds)
+                    for server, _ in targets.values()
+                )
+            )
+
+        for label, value in zip(targets, asyncio.run(chat_both()), strict=True):
+            results[label]["chat"] = value
     finally:
-        server.stop()
-    return result
+        for server, _ in targets.values():
+            server.stop()
+    return results
 
 
 def main() -> None:
@@ -636,10 +676,13 @@ def main() -> None:
             print(f"  {loads[label]}", flush=True)
 
     counterpart = top_counterparts(dbs["history"], plan.power_ids)
-    results = {"loads": loads}
-    for label, db_name in dbs.items():
-        print(f"measuring {label} ({db_name}) …", flush=True)
-        results[label] = run_one(label, db_name, args, plan.power_ids, counterpart)
+    print("measuring empty and history, interleaved …", flush=True)
+    results = run_all(dbs, args, plan.power_ids, counterpart)
+    results["loads"] = loads
+    results["machine"] = {
+        "nproc": os.cpu_count(),
+        "loadavg_end": Path("/proc/loadavg").read_text().split()[:3],
+    }
     report(results, args)
 
 
