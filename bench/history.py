@@ -445,7 +445,9 @@ async def measure_connects(targets: dict, tokens: dict[int, str], rounds: int) -
     return result
 
 
-async def measure_chat(server: Server, tokens: dict[int, str], *, rate: int, seconds: int) -> dict:
+async def measure_chat(
+    server: Server, tokens: dict[int, str], *, rate: int, seconds: int, db_name: str
+) -> dict:
     import websockets
 
     sent_at: dict[str, float] = {}
@@ -467,7 +469,7 @@ async def measure_chat(server: Server, tokens: dict[int, str], *, rate: int, sec
     readers = [asyncio.create_task(reader(uid, ws)) for uid, ws in sockets.items()]
     uids = list(sockets)
     rng = random.Random(2)
-    cpu_before = server.cpu()
+    cpu_before, db_before = server.cpu(), db_backend_cpu(db_name)
     started = time.perf_counter()
     total = rate * seconds
     for index in range(total):
@@ -492,6 +494,7 @@ async def measure_chat(server: Server, tokens: dict[int, str], *, rate: int, sec
     while len(latencies) < total and time.monotonic() < deadline:  # noqa: ASYNC110
         await asyncio.sleep(0.05)
     cpu = server.cpu() - cpu_before
+    db_cpu = db_cpu_since(db_name, db_before)
     for task in readers:
         task.cancel()
     for ws in sockets.values():
@@ -502,6 +505,7 @@ async def measure_chat(server: Server, tokens: dict[int, str], *, rate: int, sec
         "p50_ms": percentile(latencies, 50) * 1000 if latencies else None,
         "p99_ms": percentile(latencies, 99) * 1000 if latencies else None,
         "cpu_us_per_message": cpu / total * 1e6,
+        "db_cpu_us_per_message": db_cpu / total * 1e6,
         "latencies": latencies,
     }
 
@@ -630,7 +634,11 @@ def run_all(dbs: dict[str, str], args, power_ids, counterpart) -> dict:
             halves[label].append(
                 asyncio.run(
                     measure_chat(
-                        targets[label][0], tokens, rate=args.rate, seconds=max(1, args.seconds // 2)
+                        targets[label][0],
+                        tokens,
+                        rate=args.rate,
+                        seconds=max(1, args.seconds // 2),
+                        db_name=targets[label][1],
                     )
                 )
             )
@@ -642,6 +650,8 @@ def run_all(dbs: dict[str, str], args, power_ids, counterpart) -> dict:
                 "p50_ms": percentile(latencies, 50) * 1000,
                 "p99_ms": percentile(latencies, 99) * 1000,
                 "cpu_us_per_message": sum(run["cpu_us_per_message"] for run in runs) / len(runs),
+                "db_cpu_us_per_message": sum(run["db_cpu_us_per_message"] for run in runs)
+                / len(runs),
             }
     finally:
         for server, _ in targets.values():
@@ -722,6 +732,7 @@ def report(results: dict, args) -> None:
     add("chat send → deliver p50", ["chat", "p50_ms"])
     add("chat send → deliver p99", ["chat", "p99_ms"])
     add("server CPU per message", ["chat", "cpu_us_per_message"], "µs")
+    add("PostgreSQL CPU per message", ["chat", "db_cpu_us_per_message"], "µs")
     add("conversation list p50", ["rest", "conversation_list", "p50_ms"])
     add("conversation list p99", ["rest", "conversation_list", "p99_ms"])
     add("history first page p50", ["rest", "history_page", "p50_ms"])

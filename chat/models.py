@@ -120,8 +120,15 @@ class ConversationState(models.Model):
     room = models.ForeignKey(Room, on_delete=models.CASCADE, null=True, related_name="+")
     # The last visible message (NULL: none); not a constraint, so the writer
     # never waits on a message row and a deleted message only reads as none.
+    # Not indexed either: every send moves it, and with no index on the
+    # columns a send changes, PostgreSQL updates the row in place (HOT).
     last_message = models.ForeignKey(
-        ChatMessage, on_delete=models.DO_NOTHING, null=True, db_constraint=False, related_name="+"
+        ChatMessage,
+        on_delete=models.DO_NOTHING,
+        null=True,
+        db_constraint=False,
+        db_index=False,
+        related_name="+",
     )
     last_activity_at = models.DateTimeField(null=True)  # the last message's created_at
     unread_count = models.IntegerField(default=0)
