@@ -9,7 +9,7 @@ TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint bench chaos services
+.PHONY: run test lint bench bench-history chaos services
 
 # Two stamps: `make run` needs the runtime only (requirements.txt); everything
 # else also needs the test and lint tools (requirements-dev.txt).
@@ -45,6 +45,11 @@ test: $(BIN)/.installed lint services node_modules/.installed
 # Not part of the suite: throughput of one server process, and exactly-once under kills.
 bench: $(BIN)/.installed services
 	$(BIN)/python bench/load.py --servers 1 --users 200 --rates 100,250,500,1000,1500 --step-seconds 10
+
+# Not part of the suite: empty vs ~1,000,000 messages of history (docs/history-performance.md).
+# Loads its own databases qw_h8_bench and qw_h8_bench_empty; client on core 0, server on core 1.
+bench-history: $(BIN)/.installed services
+	taskset -c 0 $(BIN)/python bench/history.py --db qw_h8_bench
 
 chaos: $(BIN)/.installed services
 	$(BIN)/python bench/chaos.py

@@ -12,12 +12,15 @@ has (so both have the same number of conversations; only the history differs),
 with COPY through psycopg 3, then the per-user conversation state rebuilt by
 `manage.py rebuild_conversations` (when the code has it).
 
-Against each: (a) connects of the power users (TCP connect → `authenticated`,
-p50/p99, server CPU per connect-and-close cycle), (b) a chat run among the power
-users (100 msgs/s for 10 s, sent → delivered p50/p99), (c) REST reads
-(conversation list + first history page, p50/p99, queries per request). The
-server is pinned to core 1 (`taskset -c 1`); run this script on core 0.
-Prints a two-column table, one JSON line, and the EXPLAIN ANALYZE of each read.
+Both servers run at once (pinned to core 1 with `taskset -c 1`; run this
+script on core 0) and every workload alternates between them, so both columns
+meet the same machine load: (a) connects of the power users (TCP connect →
+`authenticated`, then ping → pong once the presence work is done; p50/p99,
+server and PostgreSQL CPU per connect-and-close), (b) chat among the power
+users (100 msgs/s, one server at a time in A B B A halves, sent → delivered
+p50/p99, CPU per message), (c) REST reads (conversation list + first history
+page, p50/p99, queries per request). Prints a two-column table, one JSON line,
+and the EXPLAIN ANALYZE of each read (docs/history-performance.md).
 """
 
 from __future__ import annotations
