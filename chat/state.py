@@ -86,7 +86,7 @@ def state_record_sends(
     if not folded:
         return
     keys = sorted(folded)
-    columns = [
+    columns: list[list[int | None]] = [
         [user_id for user_id, _ in keys],
         [peer for _, peer in keys],
         [peer if peer > 0 else None for _, peer in keys],
@@ -165,7 +165,7 @@ def state_after_hide(messages: Sequence[tuple[int, int, int | None, int | None, 
             pairs.update({(sender_id, receiver_id), (receiver_id, sender_id)})
             if was_unread:
                 unread_drop[(receiver_id, sender_id)] += 1
-        else:
+        elif room_id is not None:
             rooms.add(room_id)
     # One update per row, in (user, peer) order like the writer's upsert.
     for user_id, other_id in sorted(pairs):
