@@ -59,7 +59,7 @@ MYPY_FILES := \
 	notifications/events.py notifications/models.py notifications/selectors.py \
 	notifications/services.py notifications/signals.py \
 	tasks/events.py tasks/models.py tasks/selectors.py tasks/services.py tasks/signals.py \
-	quantumworks/models.py quantumworks/selectors.py
+	quantumworks/models.py quantumworks/selectors.py chat/state.py chat/selectors.py
 
 lint: $(BIN)/.installed node_modules/.installed
 	$(BIN)/ruff check .
