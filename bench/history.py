@@ -610,8 +610,8 @@ def run_all(dbs: dict[str, str], args, power_ids, counterpart) -> dict:
             "history": history_counts(db_name, power_ids),
             "reads": inspect_reads(label, db_name, power_ids, counterpart),
         }
-    log_dir = REPO / "bench" / "logs"
-    log_dir.mkdir(exist_ok=True)
+    log_dir = REPO / "bench" / "results"
+    log_dir.mkdir(parents=True, exist_ok=True)
     targets = {}
     try:
         for offset, (label, db_name) in enumerate(dbs.items()):
@@ -676,7 +676,7 @@ def main() -> None:
     parser.add_argument("--rest-rounds", type=int, default=40)
     parser.add_argument("--rate", type=int, default=100)
     parser.add_argument("--seconds", type=int, default=10)
-    parser.add_argument("--out", default=str(REPO / "bench" / "logs" / "history-result.json"))
+    parser.add_argument("--out", default=str(REPO / "bench" / "results" / "history-result.json"))
     parser.add_argument("--inspect", help=argparse.SUPPRESS)
     parser.add_argument("--power-list", help=argparse.SUPPRESS)
     parser.add_argument("--counterparts", help=argparse.SUPPRESS)
@@ -781,7 +781,7 @@ def report(results: dict, args) -> None:
     }
     summary["loads"] = results["loads"]
     print(json.dumps(summary))
-    Path(args.out).parent.mkdir(exist_ok=True)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=1))
     Path(args.out).with_suffix(".txt").write_text(text + "\n" + json.dumps(summary) + "\n")
 
