@@ -177,7 +177,9 @@ class Runner:
             self.slot.stop()
         sys.stderr.write(out.stderr)
         if out.returncode != 0:
-            result = {"error": (out.stderr.strip().splitlines() or ["?"])[-1]}
+            lines = out.stderr.strip().splitlines() or ["?"]
+            errors = [line for line in lines if line.startswith("Error")]
+            result = {"error": (errors or lines)[-1]}
         else:
             result = json.loads(out.stdout.strip().splitlines()[-1])
         problems = life.log_problems()

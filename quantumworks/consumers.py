@@ -23,7 +23,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from quantumworks import heartbeats, metrics, presence
-from quantumworks.auth import SocketAuth
+from quantumworks.auth import USER_INACTIVE, SocketAuth, socket_session
 from quantumworks.db import run_db
 from quantumworks.protocol import FrameError
 from quantumworks.realtime import (
@@ -100,16 +100,23 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             logger.info("ws refused code=%s", auth.close_code)
             await self.close_with(auth.close_code, auth.close_reason)
             return
-        self.user_id = auth.user_id
-        self.is_staff = auth.is_staff
-        metrics.OPEN_CONNECTIONS.inc()
-        LIVE_CONSUMERS.add(self)
         # Join before reading last_seq: an event committed after the read is
         # then certain to arrive live.
-        await self.channel_layer.group_add(user_group(self.user_id), self.channel_name)
-        await self.channel_layer.group_add(BROADCAST_GROUP, self.channel_name)
-        current_seq = await run_db(inbox_last_seq)(self.user_id)
-        self.last_sent_seq = current_seq
+        groups = [user_group(auth.user_id), BROADCAST_GROUP]
+        for group in groups:
+            await self.channel_layer.group_add(group, self.channel_name)
+        session = await run_db(socket_session)(auth.user_id)
+        if session is None:
+            for group in groups:
+                await self.channel_layer.group_discard(group, self.channel_name)
+            logger.info("ws refused code=%s", USER_INACTIVE.close_code)
+            await self.close_with(USER_INACTIVE.close_code, USER_INACTIVE.close_reason)
+            return
+        self.user_id = auth.user_id
+        self.is_staff = session.is_staff
+        metrics.OPEN_CONNECTIONS.inc()
+        LIVE_CONSUMERS.add(self)
+        current_seq = self.last_sent_seq = session.last_seq
         await self.send_frame(
             {
                 "type": "authenticated",
@@ -122,7 +129,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         self.schedule_expiry(auth.expires_at)
         self.groups_joined_at = time.monotonic()
         heartbeats.wheel().add(self)
-        await presence.connection_opened(self)
+        await presence.connection_opened(self, contacts=session.contacts)
         logger.info("ws connect user=%s", self.user_id)
         last_seq = self.query_last_seq()
         if last_seq is not None:

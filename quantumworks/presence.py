@@ -305,8 +305,11 @@ async def _leave(connection: _Connection) -> None:
     )
 
 
-async def connection_opened(consumer) -> None:
-    connection = _Connection(user_id=consumer.user_id, socket=consumer.channel_name)
+async def connection_opened(consumer, *, contacts: frozenset[int] | None = None) -> None:
+    """`contacts`, when the caller read them already, spare a query at the online transition."""
+    connection = _Connection(
+        user_id=consumer.user_id, socket=consumer.channel_name, contacts=contacts
+    )
     consumer.presence_connection = connection
     _live.add(connection)
     _start_sweeper()

@@ -1,8 +1,12 @@
-"""Run one server process: daphne with our limits, redacted access log and graceful stop.
+"""Run one server process: uvicorn or daphne, with our limits, redacted access log, graceful stop.
 
-    python -m quantumworks.serve --host 127.0.0.1 --port 8000
+    python -m quantumworks.serve --host 127.0.0.1 --port 8000 [--server uvicorn|daphne]
 
-- frames over 64 KiB are refused by autobahn itself (close 1009);
+uvicorn (uvloop + httptools, quantumworks/serve_uvicorn.py) is the default:
+on `make bench` it held 10,000 sockets opened at 500/s where daphne reset
+most of them, and delivered more chat per CPU second (docs/performance.md).
+
+- frames over 64 KiB are refused by the WebSocket layer itself (close 1009);
 - the access log never shows a token (`token=` is redacted);
 - on SIGTERM/SIGINT every open socket is closed with 4012 `service_restart`
   (clients reconnect to another node at once), then the process exits
@@ -20,7 +24,7 @@ import sys
 from collections.abc import Callable
 
 logger = logging.getLogger("quantumworks.serve")
-DEFAULT_SERVER = "daphne"
+DEFAULT_SERVER = "uvicorn"
 # twisted's default listen queue is 50: a burst of connects beyond it is reset.
 LISTEN_BACKLOG = 4096
 
