@@ -9,11 +9,22 @@ with 4012 before uvicorn's own shutdown (which would send 1012) runs.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from types import FrameType
 
 # A burst of reconnects (every client after a deploy) must queue, not be reset.
 LISTEN_BACKLOG = 4096
+
+
+class QuietShutdownCancel(logging.Filter):
+    """After the 4012 closes, uvicorn cancels the sockets' application tasks at its
+    graceful timeout and logs each one as an "Exception in ASGI application"
+    traceback: expected on shutdown, not an error."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        return not isinstance(error, asyncio.CancelledError)
 
 
 def run(*, host: str, port: int, access_log: bool, ws: str) -> None:
@@ -23,6 +34,7 @@ def run(*, host: str, port: int, access_log: bool, ws: str) -> None:
     from quantumworks.asgi import application
     from quantumworks.serve import graceful_stop
 
+    logging.getLogger("uvicorn.error").addFilter(QuietShutdownCancel())
     if not access_log:
         # uvicorn logs every WebSocket accept and close at INFO on this logger.
         logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
