@@ -42,9 +42,17 @@ test: $(BIN)/.installed lint services node_modules/.installed
 	node --test tests/js/
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(BIN)/pytest
 
-# Not part of the suite: throughput of one server process, and exactly-once under kills.
-bench: $(BIN)/.installed services
-	$(BIN)/python bench/load.py --servers 1 --users 200 --rates 100,250,500,1000,1500 --step-seconds 10
+# Not part of the suite: capacity and speed of one server process (docs/performance.md), and
+# exactly-once under kills. BENCH_ARGS e.g. "--only w2 --w2-rates 1000 --server daphne".
+BENCH_DB ?= qw_bench
+BENCH_PREFIX ?= $(or $(QW_CHANNEL_PREFIX),qwbench)
+BENCH_ARGS ?=
+bench: $(BIN)/.installed services bench/node_modules/.package-lock.json
+	ulimit -n 65536 2>/dev/null || ulimit -n $$(ulimit -Hn); \
+	$(BIN)/python bench/run.py --db $(BENCH_DB) --prefix $(BENCH_PREFIX) $(BENCH_ARGS)
+
+bench/node_modules/.package-lock.json: bench/package.json bench/package-lock.json
+	cd bench && npm ci --no-audit --no-fund
 
 # Not part of the suite: empty vs ~1,000,000 messages of history (docs/history-performance.md).
 # Loads its own databases qw_h8_bench and qw_h8_bench_empty; client on core 0, server on core 1.

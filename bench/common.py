@@ -124,7 +124,7 @@ class BenchUser:
     token: str
 
 
-def create_users(count: int, *, tag: str) -> list[BenchUser]:
+def create_users(count: int, *, tag: str, is_staff: bool = False) -> list[BenchUser]:
     """Bulk-create users (one password hash for all) and mint long-lived access tokens."""
     from django.contrib.auth import get_user_model
     from django.contrib.auth.hashers import make_password
@@ -135,7 +135,7 @@ def create_users(count: int, *, tag: str) -> list[BenchUser]:
     password = make_password("bench-password")
     users = user_model.objects.bulk_create(
         [
-            user_model(username=f"{tag}-{index}", password=password, email="")
+            user_model(username=f"{tag}-{index}", password=password, email="", is_staff=is_staff)
             for index in range(count)
         ]
     )
@@ -261,11 +261,22 @@ class ServerInstance:
 class ServerSlot:
     """A port behind the (imaginary) load balancer; it may be killed and restarted."""
 
-    def __init__(self, *, label: str, port: int, env: dict[str, str], log_dir: Path) -> None:
+    def __init__(
+        self,
+        *,
+        label: str,
+        port: int,
+        env: dict[str, str],
+        log_dir: Path,
+        launcher: tuple[str, ...] = (),
+        server_args: tuple[str, ...] = (),
+    ) -> None:
         self.label = label
         self.port = port
         self.env = env
         self.log_dir = log_dir
+        self.launcher = launcher  # e.g. ("taskset", "-c", "1"): pins the server to a core
+        self.server_args = server_args  # extra `quantumworks.serve` options
         self.lives: list[ServerInstance] = []
 
     @property
@@ -283,6 +294,7 @@ class ServerSlot:
         with log_path.open("wb") as log:
             process = subprocess.Popen(
                 [
+                    *self.launcher,
                     str(PYTHON),
                     "-m",
                     "quantumworks.serve",
@@ -290,6 +302,7 @@ class ServerSlot:
                     "127.0.0.1",
                     "--port",
                     str(self.port),
+                    *self.server_args,
                 ],
                 cwd=REPO,
                 env=self.env,

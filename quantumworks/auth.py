@@ -9,6 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 from channels.security.websocket import WebsocketDenier
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.db import connection
 from rest_framework_simplejwt.exceptions import ExpiredTokenError, TokenError
 from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.tokens import AccessToken
@@ -48,8 +49,41 @@ def _active_user(user_id: object) -> tuple[int, bool] | None:
     return row
 
 
-async def authenticate_access_token(raw: str | None) -> SocketAuth:
-    """Validate an access token (signature, exp, type) and look its user up."""
+@dataclass(frozen=True)
+class SocketSession:
+    """What a new socket needs from the database once its token checked out."""
+
+    is_staff: bool
+    last_seq: int
+    contacts: frozenset[int]  # whom its presence concerns
+
+
+def socket_session(user_id: int) -> SocketSession | None:
+    """The active-user check, the inbox's seq and the presence contacts in one DB trip.
+
+    None for an unknown or inactive user (4003). The consumer calls it after
+    joining the user's group, so an event committed after this read arrives live.
+    """
+    from chat.selectors import contact_ids
+    from quantumworks.models import UserInbox
+
+    users = get_user_model()._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT u.is_staff, COALESCE(i.last_seq, 0) FROM {users} u "
+            f"LEFT JOIN {UserInbox._meta.db_table} i ON i.user_id = u.id "
+            "WHERE u.id = %s AND u.is_active",
+            [user_id],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    contacts = frozenset(contact_ids(user_id=user_id))
+    return SocketSession(is_staff=bool(row[0]), last_seq=row[1], contacts=contacts)
+
+
+def validate_access_token(raw: str | None) -> SocketAuth:
+    """Signature, exp and type of an access token; no database (the consumer checks the user)."""
     if not raw:
         return INVALID_TOKEN
     try:
@@ -61,10 +95,22 @@ async def authenticate_access_token(raw: str | None) -> SocketAuth:
     user_id = token.get(api_settings.USER_ID_CLAIM)
     if user_id is None:
         return INVALID_TOKEN
-    row = await run_db(_active_user)(user_id)
+    try:
+        user_id = int(user_id)
+    except (TypeError, ValueError):
+        return INVALID_TOKEN
+    return SocketAuth(user_id=user_id, expires_at=float(token["exp"]))
+
+
+async def authenticate_access_token(raw: str | None) -> SocketAuth:
+    """Validate an access token (signature, exp, type) and look its user up."""
+    auth = validate_access_token(raw)
+    if not auth.ok:
+        return auth
+    row = await run_db(_active_user)(auth.user_id)
     if row is None:
         return USER_INACTIVE
-    return SocketAuth(user_id=row[0], is_staff=row[1], expires_at=float(token["exp"]))
+    return SocketAuth(user_id=row[0], is_staff=row[1], expires_at=auth.expires_at)
 
 
 def token_from_scope(scope: dict) -> tuple[str | None, bool]:
@@ -93,7 +139,9 @@ class JWTAuthMiddleware:
     async def __call__(self, scope, receive, send):
         scope = dict(scope)
         raw, via_subprotocol = token_from_scope(scope)
-        scope["auth"] = await authenticate_access_token(raw)
+        # The user itself is checked by the consumer, after its group joins
+        # (socket_session): one database trip per connect.
+        scope["auth"] = validate_access_token(raw)
         scope["accept_subprotocol"] = "bearer" if via_subprotocol else None
         return await self.inner(scope, receive, send)
 

@@ -22,8 +22,8 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.utils import timezone
 
-from quantumworks import metrics, presence
-from quantumworks.auth import SocketAuth
+from quantumworks import heartbeats, metrics, presence
+from quantumworks.auth import USER_INACTIVE, SocketAuth, socket_session
 from quantumworks.db import run_db
 from quantumworks.protocol import FrameError
 from quantumworks.realtime import (
@@ -91,7 +91,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         self.delivery_lock = asyncio.Lock()
         self.close_code_sent: int | None = None
         self.subscriptions: set[str] = set()
-        self.background: list[asyncio.Task] = []
+        self.background: set[asyncio.Task] = set()
         self.expiry_handle: asyncio.TimerHandle | None = None
         self.connected_at = time.monotonic()
         auth: SocketAuth = self.scope["auth"]
@@ -100,16 +100,23 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             logger.info("ws refused code=%s", auth.close_code)
             await self.close_with(auth.close_code, auth.close_reason)
             return
-        self.user_id = auth.user_id
-        self.is_staff = auth.is_staff
-        metrics.OPEN_CONNECTIONS.inc()
-        LIVE_CONSUMERS.add(self)
         # Join before reading last_seq: an event committed after the read is
         # then certain to arrive live.
-        await self.channel_layer.group_add(user_group(self.user_id), self.channel_name)
-        await self.channel_layer.group_add(BROADCAST_GROUP, self.channel_name)
-        current_seq = await run_db(inbox_last_seq)(self.user_id)
-        self.last_sent_seq = current_seq
+        groups = [user_group(auth.user_id), BROADCAST_GROUP]
+        for group in groups:
+            await self.channel_layer.group_add(group, self.channel_name)
+        session = await run_db(socket_session)(auth.user_id)
+        if session is None:
+            for group in groups:
+                await self.channel_layer.group_discard(group, self.channel_name)
+            logger.info("ws refused code=%s", USER_INACTIVE.close_code)
+            await self.close_with(USER_INACTIVE.close_code, USER_INACTIVE.close_reason)
+            return
+        self.user_id = auth.user_id
+        self.is_staff = session.is_staff
+        metrics.OPEN_CONNECTIONS.inc()
+        LIVE_CONSUMERS.add(self)
+        current_seq = self.last_sent_seq = session.last_seq
         await self.send_frame(
             {
                 "type": "authenticated",
@@ -120,8 +127,9 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             }
         )
         self.schedule_expiry(auth.expires_at)
-        self.background.append(asyncio.create_task(self.heartbeat_loop()))
-        await presence.connection_opened(self)
+        self.groups_joined_at = time.monotonic()
+        heartbeats.wheel().add(self)
+        await presence.connection_opened(self, contacts=session.contacts)
         logger.info("ws connect user=%s", self.user_id)
         last_seq = self.query_last_seq()
         if last_seq is not None:
@@ -139,12 +147,13 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
 
     async def disconnect(self, code: int) -> None:
         self.closing = True
-        for task in getattr(self, "background", []):
+        for task in list(getattr(self, "background", ())):
             task.cancel()
         if getattr(self, "expiry_handle", None) is not None:
             self.expiry_handle.cancel()
         if getattr(self, "user_id", None) is None:
             return
+        heartbeats.wheel().discard(self)
         metrics.OPEN_CONNECTIONS.dec()
         LIVE_CONSUMERS.discard(self)
         groups = [user_group(self.user_id), BROADCAST_GROUP, *self.subscriptions]
@@ -262,16 +271,15 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             for seq, event_type, payload in rows:
                 await self.send_event_text(seq, event_frame_text(seq, event_type, payload))
 
-    async def catch_up(self) -> None:
+    async def catch_up(self, current: int) -> None:
         """Send events whose doorbell never rang (the layer is at-most-once).
 
         Gap repair covers a lost event followed by another; this covers a
-        lost *last* event, within one heartbeat interval.
+        lost *last* event, within one heartbeat interval (`current` is the
+        inbox's seq as the heartbeat read it).
         """
-        current = await run_db(inbox_last_seq)(self.user_id)
-        if current > self.last_sent_seq:
-            async with self.delivery_lock:
-                await self.repair_gap(current)
+        async with self.delivery_lock:
+            await self.repair_gap(current)
 
     # --- layer messages ---------------------------------------------------------
     async def inbox_events(self, message: dict[str, Any]) -> None:
@@ -315,23 +323,24 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         delay = max(expires_at - time.time(), 0)
         loop = asyncio.get_running_loop()
         self.expiry_handle = loop.call_later(
-            delay,
-            lambda: self.background.append(
-                asyncio.create_task(self.close_with(4002, "token_expired"))
-            ),
+            delay, lambda: self.in_background(self.close_with(4002, "token_expired"))
         )
 
-    async def heartbeat_loop(self) -> None:
-        interval = settings.QW_HEARTBEAT_SECONDS
-        groups_joined_at = time.monotonic()
-        while True:
-            await asyncio.sleep(interval)
-            await self.send_frame({"type": "heartbeat", "timestamp": iso(timezone.now())})
-            await presence.connection_alive(self)
-            await self.catch_up()
-            if time.monotonic() - groups_joined_at > GROUP_REFRESH_SECONDS:
-                # channels-redis forgets a membership after group_expiry (1 day):
-                # a long-lived socket would silently stop receiving.
-                groups_joined_at = time.monotonic()
-                for group in [user_group(self.user_id), BROADCAST_GROUP, *self.subscriptions]:
-                    await self.channel_layer.group_add(group, self.channel_name)
+    def in_background(self, work) -> None:
+        task = asyncio.ensure_future(work)
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
+
+    def after_heartbeat(self, current_seq: int) -> None:
+        """The process-wide heartbeat (quantumworks.heartbeats) read this user's inbox seq."""
+        if current_seq > self.last_sent_seq:
+            self.in_background(self.catch_up(current_seq))
+        if time.monotonic() - self.groups_joined_at > GROUP_REFRESH_SECONDS:
+            self.groups_joined_at = time.monotonic()
+            self.in_background(self.refresh_groups())
+
+    async def refresh_groups(self) -> None:
+        # channels-redis forgets a membership after group_expiry (1 day):
+        # a long-lived socket would silently stop receiving.
+        for group in [user_group(self.user_id), BROADCAST_GROUP, *self.subscriptions]:
+            await self.channel_layer.group_add(group, self.channel_name)

@@ -111,6 +111,7 @@ return counts
 
 class _Store(Protocol):
     async def touch(self, *, user_id: int, socket: str, ttl: float) -> bool: ...
+    async def touch_many(self, *, entries: list[tuple[int, str]], ttl: float) -> list[bool]: ...
     async def leave(self, *, user_id: int, socket: str) -> bool: ...
     async def due(self, *, limit: int) -> list[int]: ...
     async def is_announced(self, *, user_id: int) -> bool: ...
@@ -130,6 +131,14 @@ class _RedisStore:
     async def touch(self, *, user_id: int, socket: str, ttl: float) -> bool:
         result = await async_script(_TOUCH)(keys=self._keys(user_id), args=[socket, ttl, user_id])
         return bool(result)
+
+    async def touch_many(self, *, entries: list[tuple[int, str]], ttl: float) -> list[bool]:
+        """A heartbeat's batch: one pipelined round trip for every socket in it."""
+        script = async_script(_TOUCH)
+        pipe = async_redis().pipeline(transaction=False)
+        for user_id, socket in entries:
+            await script(keys=self._keys(user_id), args=[socket, ttl, user_id], client=pipe)
+        return [bool(result) for result in await pipe.execute()]
 
     async def leave(self, *, user_id: int, socket: str) -> bool:
         result = await async_script(_LEAVE)(keys=self._keys(user_id), args=[socket, user_id])
@@ -175,6 +184,9 @@ class _MemoryStore:
             self.announced[user_id] = max(self.sockets[user_id].values())
             return not was_announced
 
+    async def touch_many(self, *, entries: list[tuple[int, str]], ttl: float) -> list[bool]:
+        return [await self.touch(user_id=u, socket=s, ttl=ttl) for u, s in entries]
+
     async def leave(self, *, user_id: int, socket: str) -> bool:
         with self.lock:
             self.sockets.get(user_id, {}).pop(socket, None)
@@ -217,10 +229,11 @@ async def _announce(*, user_id: int, online: bool, contacts: Iterable[int]) -> N
     # The state may have flipped back while the contacts were read (a reload:
     # the last tab closed here, a new one opened on another process); the
     # later transition is the one that tells the truth, so this one stays quiet.
-    if await _store().is_announced(user_id=user_id) != online:
+    groups = [user_group(contact) for contact in sorted(contacts)]
+    if not groups or await _store().is_announced(user_id=user_id) != online:
         return
     send_ephemeral_rollback_unsafe(
-        [user_group(contact) for contact in sorted(contacts)],
+        groups,
         {"type": "presence", "user_id": user_id, "online": online},
     )
 
@@ -261,6 +274,19 @@ async def _touch(connection: _Connection) -> None:
         user_id=connection.user_id, socket=connection.socket, ttl=_ttl_seconds()
     ):
         return
+    await _announce_online(connection)
+
+
+async def _touch_many(connections: list[_Connection]) -> None:
+    store = _store()
+    entries = [(connection.user_id, connection.socket) for connection in connections]
+    announce = await store.touch_many(entries=entries, ttl=_ttl_seconds())
+    for connection, online in zip(connections, announce, strict=True):
+        if online:
+            await _announce_online(connection)
+
+
+async def _announce_online(connection: _Connection) -> None:
     if connection.contacts is None:
         connection.contacts = frozenset(await run_db(contact_ids)(user_id=connection.user_id))
     await _announce(user_id=connection.user_id, online=True, contacts=connection.contacts)
@@ -279,19 +305,31 @@ async def _leave(connection: _Connection) -> None:
     )
 
 
-async def connection_opened(consumer) -> None:
-    connection = _Connection(user_id=consumer.user_id, socket=consumer.channel_name)
+async def connection_opened(consumer, *, contacts: frozenset[int] | None = None) -> None:
+    """`contacts`, when the caller read them already, spare a query at the online transition."""
+    connection = _Connection(
+        user_id=consumer.user_id, socket=consumer.channel_name, contacts=contacts
+    )
     consumer.presence_connection = connection
     _live.add(connection)
     _start_sweeper()
     await _run(connection, _touch(connection))
 
 
-async def connection_alive(consumer) -> None:
-    connection: _Connection | None = getattr(consumer, "presence_connection", None)
-    if connection is None or connection.closed:
+async def connections_alive(consumers: Iterable[Any]) -> None:
+    """A heartbeat's batch of sockets: their entries are pushed forward in one round trip."""
+    connections = [
+        connection
+        for connection in (getattr(consumer, "presence_connection", None) for consumer in consumers)
+        if connection is not None and not connection.closed
+    ]
+    if not connections:
         return
-    await _run(connection, _touch(connection))
+    # Each connection's close waits for this refresh before its leave (see _run).
+    pending = asyncio.ensure_future(_best_effort(_touch_many(connections)))
+    for connection in connections:
+        connection.pending = pending
+    await asyncio.shield(pending)
 
 
 async def connection_closed(consumer) -> None:

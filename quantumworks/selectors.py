@@ -15,6 +15,13 @@ def inbox_last_seq(user_id: int) -> int:
     return UserInbox.objects.filter(user_id=user_id).values_list("last_seq", flat=True).first() or 0
 
 
+def inbox_last_seqs(user_ids: list[int]) -> dict[int, int]:
+    """Each user's current seq (users without an inbox row are absent: seq 0), one query."""
+    return dict(
+        UserInbox.objects.filter(user_id__in=set(user_ids)).values_list("user_id", "last_seq")
+    )
+
+
 def events_after(
     user_id: int, after_seq: int, *, limit: int, upto_seq: int | None = None
 ) -> list[tuple[int, str, dict[str, Any]]]:

@@ -1,0 +1,101 @@
+"""What the speed of one process depends on, pinned as counts (never as times).
+
+docs/performance.md has the measurements; these keep the hot paths from
+growing a query or a round trip unnoticed.
+"""
+
+import asyncio
+
+import pytest
+from asgiref.sync import sync_to_async
+
+from chat.models import ChatMessage
+from chat.services import SendRequest
+from chat.writer import writer
+from conftest import token_for
+from quantumworks.testing.counting import counting
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+# A writer batch, whatever its size: the senders' active check, the messages
+# insert, the seq upsert and the event insert.
+QUERIES_PER_BATCH = 4
+
+
+@pytest.fixture
+async def pair(amake_user):
+    return await amake_user("alice"), await amake_user("bob")
+
+
+async def settle(costs, attribute: str) -> None:
+    """Wait until the count stops growing (work after the frame, e.g. presence, lands)."""
+    loop = asyncio.get_running_loop()
+    deadline, last = loop.time() + 3, None
+    while loop.time() < deadline:
+        now = len(getattr(costs, attribute))
+        if now == last:
+            return
+        last = now
+        await asyncio.sleep(0.1)
+
+
+async def warm_up(open_socket, user) -> None:
+    """The process's first socket joins `broadcast` and loads the presence script."""
+    with counting() as costs:
+        await open_socket(token=token_for(user))
+        await settle(costs, "redis_commands")
+
+
+async def test_a_connect_reads_the_database_once_with_two_queries(pair, open_socket):
+    alice, bob = pair
+    await warm_up(open_socket, alice)
+    with counting() as costs:
+        socket = await open_socket(token=token_for(bob))
+        await settle(costs, "queries")
+    assert socket.hello["user_id"] == bob.id
+    # socket_session: the user, is_staff and last_seq in one statement, then the contacts.
+    assert len(costs.queries) == 2, costs.queries
+    assert costs.commits == 0
+
+
+async def test_a_connect_sends_three_redis_commands(pair, open_socket):
+    alice, bob = pair
+    await warm_up(open_socket, alice)
+    with counting() as costs:
+        await open_socket(token=token_for(bob))
+        await settle(costs, "redis_commands")
+    # Its own channel, the user group (broadcast is joined once per process),
+    # and one presence script; no contacts, so no announcement.
+    assert sorted(costs.redis_commands) == ["EVALSHA", "SUBSCRIBE", "SUBSCRIBE"], (
+        costs.redis_commands
+    )
+
+
+async def test_a_chat_message_costs_one_transaction_of_fixed_queries(pair, open_socket):
+    alice, bob = pair
+    alice_socket = await open_socket(token=token_for(alice))
+    bob_socket = await open_socket(token=token_for(bob))
+    with counting() as costs:
+        await alice_socket.send(
+            {"type": "chat_message", "receiver_id": bob.id, "content": "hi", "client_msg_id": "c1"}
+        )
+        ack = await alice_socket.receive_type("message_sent")
+        frame = await bob_socket.receive_type("chat_message")
+    assert frame["message_id"] == ack["message_id"]
+    assert costs.commits == 1
+    assert len(costs.queries) == QUERIES_PER_BATCH, costs.queries
+
+
+async def test_concurrent_sends_are_stored_in_one_transaction(pair):
+    alice, bob = pair
+    requests = [
+        SendRequest(sender_id=alice.id, receiver_id=bob.id, content=f"m{i}", client_msg_id=f"k{i}")
+        for i in range(20)
+    ]
+    with counting() as costs:
+        results = await asyncio.gather(*(writer.submit(request) for request in requests))
+    assert all(result.ok for result in results)
+    assert len({result.message_id for result in results}) == 20
+    assert await sync_to_async(ChatMessage.objects.filter(sender=alice).count)() == 20
+    assert costs.commits == 1
+    assert len(costs.queries) == QUERIES_PER_BATCH, costs.queries
