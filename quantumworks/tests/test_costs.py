@@ -18,8 +18,8 @@ from quantumworks.testing.counting import counting
 pytestmark = pytest.mark.django_db(transaction=True)
 
 # A writer batch, whatever its size: the senders' active check, the messages
-# insert, the seq upsert and the event insert.
-QUERIES_PER_BATCH = 4
+# insert, the conversation-state upsert, the seq upsert and the event insert.
+QUERIES_PER_BATCH = 5
 
 
 @pytest.fixture
