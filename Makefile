@@ -9,7 +9,7 @@ TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint bench bench-history chaos services
+.PHONY: run test lint bench bench-history chaos services cluster
 
 # Two stamps: `make run` needs the runtime only (requirements.txt); everything
 # else also needs the test and lint tools (requirements-dev.txt).
@@ -68,6 +68,12 @@ MYPY_FILES := \
 	notifications/services.py notifications/signals.py \
 	tasks/events.py tasks/models.py tasks/selectors.py tasks/services.py tasks/signals.py \
 	quantumworks/models.py quantumworks/selectors.py chat/state.py chat/selectors.py
+
+# nginx (Debian's, run as our own child with a generated config) in front of N processes.
+N ?= 2
+CLUSTER_PORT ?= 8080
+cluster: $(BIN)/.installed services
+	$(BIN)/python deploy/cluster.py --processes $(N) --port $(CLUSTER_PORT)
 
 lint: $(BIN)/.installed node_modules/.installed
 	$(BIN)/ruff check .

@@ -130,7 +130,9 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         self.groups_joined_at = time.monotonic()
         heartbeats.wheel().add(self)
         await presence.connection_opened(self, contacts=session.contacts)
-        logger.info("ws connect user=%s", self.user_id)
+        client = self.scope.get("client") or ("?", 0)
+        # Behind nginx this is the real client (quantumworks/proxy.py), not the proxy.
+        logger.info("ws connect user=%s client=%s", self.user_id, client[0])
         last_seq = self.query_last_seq()
         if last_seq is not None:
             await self.replay(last_seq)

@@ -122,6 +122,15 @@ def main(argv: list[str] | None = None) -> None:
     from quantumworks.asgi import application
 
     daphne.server.WebSocketFactory = ClosingWebSocketFactory.wrap(daphne.server.WebSocketFactory)
+    proxy_headers = {}
+    if settings.QW_TRUSTED_PROXIES:
+        from quantumworks.proxy import install_daphne_parser, trusted_networks
+
+        install_daphne_parser(trusted_networks(settings.QW_TRUSTED_PROXIES))
+        proxy_headers = {
+            "proxy_forwarded_address_header": "X-Forwarded-For",
+            "proxy_forwarded_proto_header": "X-Forwarded-Proto",
+        }
     server = Server(
         application=application,
         endpoints=[f"tcp:port={args.port}:interface={args.host}:backlog={LISTEN_BACKLOG}"],
@@ -133,6 +142,7 @@ def main(argv: list[str] | None = None) -> None:
         ping_timeout=30,
         application_close_timeout=5,
         server_name="quantumworks",
+        **proxy_headers,
     )
 
     stop = graceful_stop(lambda: reactor.callLater(0, reactor.stop))

@@ -180,6 +180,12 @@ QW_MAX_FRAME_BYTES = 64 * 1024
 DAPHNE_WEBSOCKET_MAX_MESSAGE_SIZE = QW_MAX_FRAME_BYTES
 DAPHNE_WEBSOCKET_MAX_FRAME_SIZE = QW_MAX_FRAME_BYTES
 
+# --- Deployment: proxy, Redis shards and Sentinel, PgBouncer (docs/deployment.md) ---
+# X-Forwarded-For / -Proto are believed only from these peers (addresses or
+# CIDRs); default loopback, where deploy/nginx.conf.template runs. Set it
+# empty for a process exposed with no proxy in front.
+QW_TRUSTED_PROXIES = env.list("QW_TRUSTED_PROXIES", default=["127.0.0.1", "::1"])
+
 # --- i18n / static -----------------------------------------------------------
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
