@@ -48,14 +48,14 @@ def main() -> int:
     env.pop("DEBUG", None)
     create_database(args.database)
     python = sys.executable
-    subprocess.run([python, "manage.py", "migrate", "--noinput", "-v0"], cwd=REPO, env=env, check=True)
-    subprocess.run([python, "manage.py", "seed_demo"], cwd=REPO, env=env, check=True)
+    for command in (["migrate", "--noinput", "-v0"], ["seed_demo"]):
+        subprocess.run([python, "manage.py", *command], cwd=REPO, env=env, check=True)  # noqa: S603
 
     servers: list[subprocess.Popen] = []
     ports = [free_port() for _ in range(args.processes)]
     for port in ports:
         servers.append(
-            subprocess.Popen(
+            subprocess.Popen(  # noqa: S603
                 [python, "-m", "quantumworks.serve", "--port", str(port), "--access-log"],
                 cwd=REPO,
                 env=env,
@@ -75,8 +75,11 @@ def main() -> int:
             f"database {args.database}, Redis {args.redis_url} prefix {args.prefix}. Ctrl-C stops.",
             flush=True,
         )
-        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
+        signal.signal(signal.SIGTERM, _interrupt)
+        parent = os.getppid()
         while all(server.poll() is None for server in servers) and nginx.running:
+            if os.getppid() != parent:  # make was killed without passing the signal on
+                raise KeyboardInterrupt
             time.sleep(0.5)
         print("a process exited; stopping the cluster", file=sys.stderr)
         return 1
@@ -93,6 +96,10 @@ def main() -> int:
                 server.wait(10)
             except subprocess.TimeoutExpired:
                 server.kill()
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
 
 
 def _healthy(port: int) -> bool:

@@ -52,7 +52,7 @@ def install_daphne_parser(networks: list[Network]) -> None:
     import daphne.http_protocol
     import daphne.ws_protocol
 
-    def parse(headers, address_header, port_header, proto_header, original_addr, original_scheme=None):
+    def parse(headers, address_header, port_header, proto_header, original_addr, scheme=None):
         raw = {name.lower(): values for name, values in dict(_header_items(headers)).items()}
 
         def first(name: str) -> str | None:
@@ -63,12 +63,12 @@ def install_daphne_parser(networks: list[Network]) -> None:
             return value.decode("latin-1")
 
         peer = original_addr[0] if original_addr else None
-        client, scheme = forwarded_client(
+        client, forwarded_scheme = forwarded_client(
             peer, first(address_header), first(proto_header), networks=networks
         )
         if client == peer:
-            return original_addr, scheme or original_scheme
-        return [client, 0], scheme or original_scheme
+            return original_addr, forwarded_scheme or scheme
+        return [client, 0], forwarded_scheme or scheme
 
     daphne.http_protocol.parse_x_forwarded_for = parse
     daphne.ws_protocol.parse_x_forwarded_for = parse

@@ -174,7 +174,9 @@ class RedisSentinel(_Process):
             f"sentinel parallel-syncs {self.MASTER} 1\n"
         )
         self._spawn(["redis-server", str(config), "--sentinel"])
-        wait_for(lambda: self.master() is not None, seconds=10, what="sentinel", process=self.process)
+        wait_for(
+            lambda: self.master() is not None, seconds=10, what="sentinel", process=self.process
+        )
         return self
 
     def master(self) -> tuple[str, int] | None:
@@ -204,8 +206,19 @@ class PostgresCluster(_Process):
 
     def init(self) -> PostgresCluster:
         subprocess.run(
-            [*_as_postgres(), str(PG_BIN / "initdb"), "-D", str(self.data), "-A", "trust"]
-            + ["-U", "postgres", "--no-sync", "-E", "UTF8"],
+            [
+                *_as_postgres(),
+                str(PG_BIN / "initdb"),
+                "-D",
+                str(self.data),
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "--no-sync",
+                "-E",
+                "UTF8",
+            ],
             check=True,
             capture_output=True,
         )
@@ -216,7 +229,9 @@ class PostgresCluster(_Process):
             f"-p {self.port} -k {self.data} -c listen_addresses=127.0.0.1 -c fsync=off "
             "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
         )
-        self._spawn([*_as_postgres(), str(PG_BIN / "postgres"), "-D", str(self.data), *options.split()])
+        self._spawn(
+            [*_as_postgres(), str(PG_BIN / "postgres"), "-D", str(self.data), *options.split()]
+        )
         wait_for(self.ready, seconds=30, what=f"postgres :{self.port}", process=self.process)
         return self
 
@@ -296,7 +311,9 @@ class PgBouncer(_Process):
 
 
 def nginx_binary() -> str:
-    found = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
+    found = shutil.which("nginx") or (
+        "/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None
+    )
     if not found:
         raise RuntimeError("nginx is not installed (scripts/ensure_services.sh installs it)")
     return found
