@@ -104,20 +104,21 @@ def _database_ok() -> bool:
 
 
 def _redis_ok() -> bool:
+    """The counters' Redis and every channel-layer shard answer PING."""
     if not settings.REDIS_URL:
         return True
-    import redis
+    from quantumworks.redis_client import layer_clients, new_sync_client
 
+    options = {"socket_timeout": 2, "socket_connect_timeout": 2}
+    clients = []
     try:
-        client = redis.Redis.from_url(
-            settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2
-        )
-        try:
-            return bool(client.ping())
-        finally:
-            client.close()
+        clients = [new_sync_client(**options), *layer_clients(**options)]
+        return all(client.ping() for client in clients)
     except Exception:  # noqa: BLE001 - any failure means not ready
         return False
+    finally:
+        for client in clients:
+            client.close()
 
 
 def readyz(request):

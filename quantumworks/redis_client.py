@@ -4,6 +4,9 @@ An asyncio Redis connection belongs to the event loop that opened it: a client
 shared across loops (the test session, `async_to_sync`) fails with "attached
 to a different loop". So async code gets one client per running loop; sync
 code (DRF views) gets one thread-safe client per process.
+
+The counters live on REDIS_URL, or with Sentinel on the first master
+(QW_REDIS_SENTINEL_MASTERS), found again through the sentinels after a failover.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ import threading
 
 import redis
 import redis.asyncio
+import redis.asyncio.sentinel
+import redis.sentinel
 from django.conf import settings
 from redis.commands.core import AsyncScript, Script
 
@@ -33,9 +38,31 @@ def async_redis() -> redis.asyncio.Redis:
             del _async_clients[old_loop]
         for key in [key for key in _async_scripts if key[0].is_closed()]:
             del _async_scripts[key]
-        client = redis.asyncio.Redis.from_url(settings.REDIS_URL, socket_timeout=SOCKET_TIMEOUT)
-        _async_clients[loop] = client
+        client = _async_clients[loop] = _new_async_client(socket_timeout=SOCKET_TIMEOUT)
     return client
+
+
+def _new_async_client(**options) -> redis.asyncio.Redis:
+    if settings.QW_REDIS_SENTINELS:
+        sentinel = redis.asyncio.sentinel.Sentinel(settings.QW_REDIS_SENTINELS, **options)
+        return sentinel.master_for(settings.QW_REDIS_SENTINEL_MASTERS[0], **options)
+    return redis.asyncio.Redis.from_url(settings.REDIS_URL, **options)
+
+
+def new_sync_client(**options) -> redis.Redis:
+    """A fresh client to the counters' Redis (the caller closes it)."""
+    if settings.QW_REDIS_SENTINELS:
+        sentinel = redis.sentinel.Sentinel(settings.QW_REDIS_SENTINELS, **options)
+        return sentinel.master_for(settings.QW_REDIS_SENTINEL_MASTERS[0], **options)
+    return redis.Redis.from_url(settings.REDIS_URL, **options)
+
+
+def layer_clients(**options) -> list[redis.Redis]:
+    """One fresh client per channel-layer shard (readiness checks; the caller closes them)."""
+    if settings.QW_REDIS_SENTINELS:
+        sentinel = redis.sentinel.Sentinel(settings.QW_REDIS_SENTINELS, **options)
+        return [sentinel.master_for(name, **options) for name in settings.QW_REDIS_SENTINEL_MASTERS]
+    return [redis.Redis.from_url(url, **options) for url in settings.QW_REDIS_LAYER_URLS]
 
 
 def async_script(source: str) -> AsyncScript:
@@ -52,7 +79,7 @@ def sync_redis() -> redis.Redis:
     global _sync_client
     with _sync_lock:
         if _sync_client is None:
-            _sync_client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=SOCKET_TIMEOUT)
+            _sync_client = new_sync_client(socket_timeout=SOCKET_TIMEOUT)
         return _sync_client
 
 

@@ -101,13 +101,32 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- Channel layer and shared counters --------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
 QW_CHANNEL_PREFIX = env.str("QW_CHANNEL_PREFIX", default="qw")
+# Beyond one Redis (docs/deployment.md). Channel-layer shards: channels-redis
+# hashes every group and channel name onto one of these; the shared counters
+# (rate limits, presence) stay on REDIS_URL. With Sentinel, each name in
+# QW_REDIS_SENTINEL_MASTERS is one shard found through the sentinels, and the
+# first one holds the counters (REDIS_URL may then be left unset).
+QW_REDIS_LAYER_URLS = env.list("QW_REDIS_LAYER_URLS", default=[])
+QW_REDIS_SENTINELS = [
+    (host, int(port))
+    for host, _, port in (
+        entry.rpartition(":") for entry in env.list("QW_REDIS_SENTINELS", default=[])
+    )
+]
+QW_REDIS_SENTINEL_MASTERS = env.list("QW_REDIS_SENTINEL_MASTERS", default=["mymaster"])
+if QW_REDIS_SENTINELS and not REDIS_URL:
+    REDIS_URL = f"redis+sentinel://{QW_REDIS_SENTINEL_MASTERS[0]}"  # Redis is on; never dialled
 # Longer than channels-redis's 5 s blocking read, or idle consumers die with 1011.
-_REDIS_HOST = {
-    "address": REDIS_URL,
-    "socket_timeout": 30,
-    "socket_keepalive": True,
-    "health_check_interval": 15,
-}
+_REDIS_OPTIONS = {"socket_timeout": 30, "socket_keepalive": True, "health_check_interval": 15}
+if QW_REDIS_SENTINELS:
+    _LAYER_HOSTS = [
+        {"sentinels": QW_REDIS_SENTINELS, "master_name": name, **_REDIS_OPTIONS}
+        for name in QW_REDIS_SENTINEL_MASTERS
+    ]
+else:
+    _LAYER_HOSTS = [
+        {"address": url, **_REDIS_OPTIONS} for url in (QW_REDIS_LAYER_URLS or [REDIS_URL])
+    ]
 # "pubsub" (default): a group_send is one PUBLISH and a receive is a push. On
 # bench/load.py at 1,000 msgs/s it delivered with p50 0.12-0.19 s at 0.93 ms
 # CPU/msg; the list-based core layer fell 18 s behind at 3 ms/msg.
@@ -118,7 +137,7 @@ if REDIS_URL and QW_CHANNEL_LAYER == "pubsub":
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "quantumworks.layers.PubSubChannelLayer",
-            "CONFIG": {"hosts": [_REDIS_HOST], "prefix": QW_CHANNEL_PREFIX},
+            "CONFIG": {"hosts": _LAYER_HOSTS, "prefix": QW_CHANNEL_PREFIX},
         }
     }
 elif REDIS_URL:
@@ -126,7 +145,7 @@ elif REDIS_URL:
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                "hosts": [_REDIS_HOST],
+                "hosts": _LAYER_HOSTS,
                 "prefix": QW_CHANNEL_PREFIX,
                 # Capacity counts messages queued for one *process*, not one
                 # socket: a burst to a busy process must not be dropped for a

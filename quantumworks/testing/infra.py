@@ -183,9 +183,11 @@ class RedisSentinel(_Process):
         import redis
 
         try:
-            client = redis.Redis(port=self.port, socket_timeout=1, socket_connect_timeout=1)
+            client = redis.Redis(
+                port=self.port, socket_timeout=1, socket_connect_timeout=1, decode_responses=True
+            )
             try:
-                address = client.sentinel_get_master_addr_by_name(self.MASTER)
+                address = client.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.MASTER)
             finally:
                 client.close()
         except redis.RedisError:
