@@ -64,7 +64,7 @@ class SendResult:
     created_at: datetime | None = None
     duplicate: bool = False
     error: str | None = None  # a protocol error code
-    retry_after: float | None = None  # with error "rate_limited"
+    retry_after: float | None = None  # with error "rate_limited" or "server_error"
 
     @property
     def ok(self) -> bool:

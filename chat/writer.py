@@ -22,7 +22,9 @@ from quantumworks.db import run_db
 
 logger = logging.getLogger(__name__)
 
-SERVER_ERROR = SendResult(error="server_error")
+# Not stored (e.g. the database is restarting): the client sends it again,
+# with the same client_msg_id, after retry_after seconds.
+SERVER_ERROR = SendResult(error="server_error", retry_after=1.0)
 
 
 class MessageWriter:

@@ -89,7 +89,9 @@ if _db["ENGINE"] == "django.db.backends.postgresql" and env.bool("QW_DB_POOL", d
     _db.setdefault("OPTIONS", {})["pool"] = {
         "min_size": env.int("QW_DB_POOL_MIN", default=2),
         "max_size": env.int("QW_DB_POOL_MAX", default=20),
-        "timeout": 10,
+        # How long a query waits for a connection: also how long a send takes
+        # to fail (server_error, retry_after) while the database is down.
+        "timeout": env.float("QW_DB_POOL_TIMEOUT", default=10),
     }
 if _db["ENGINE"] == "django.db.backends.sqlite3":
     # WAL + a busy timeout let the demo's request and socket threads share the file.

@@ -49,9 +49,13 @@ def port_open(port: int) -> bool:
         return False
 
 
-def _as_postgres() -> list[str]:
-    """Prefix for commands PostgreSQL and PgBouncer refuse to run as root."""
-    return ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+def _as_postgres() -> dict:
+    """Popen options for what PostgreSQL and PgBouncer refuse to run as root.
+
+    The child itself switches user (no `runuser` in between, which would not
+    pass our signals on), so stop() and kill() reach the real process.
+    """
+    return {"user": "postgres", "group": "postgres"} if os.geteuid() == 0 else {}
 
 
 def _owned_tempdir(prefix: str) -> Path:
@@ -70,10 +74,10 @@ class _Process:
         self.dir = Path(tempfile.mkdtemp(prefix=f"qw-{type(self).__name__.lower()}-"))
         self.log_path = self.dir / "process.log"
 
-    def _spawn(self, args: list[str]) -> None:
+    def _spawn(self, args: list[str], **options) -> None:
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, **options
             )
 
     @property
@@ -209,7 +213,6 @@ class PostgresCluster(_Process):
     def init(self) -> PostgresCluster:
         subprocess.run(
             [
-                *_as_postgres(),
                 str(PG_BIN / "initdb"),
                 "-D",
                 str(self.data),
@@ -223,6 +226,7 @@ class PostgresCluster(_Process):
             ],
             check=True,
             capture_output=True,
+            **_as_postgres(),
         )
         return self
 
@@ -232,7 +236,7 @@ class PostgresCluster(_Process):
             "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
         )
         self._spawn(
-            [*_as_postgres(), str(PG_BIN / "postgres"), "-D", str(self.data), *options.split()]
+            [str(PG_BIN / "postgres"), "-D", str(self.data), *options.split()], **_as_postgres()
         )
         wait_for(self.ready, seconds=30, what=f"postgres :{self.port}", process=self.process)
         return self
@@ -298,7 +302,7 @@ class PgBouncer(_Process):
             f"unix_socket_dir = {self.dir}\n"
             "auth_type = trust\n"
             f"auth_file = {self.dir / 'userlist.txt'}\n"
-            "pool_mode = transaction\n"
+            "pool_mode = transaction\nadmin_users = postgres\n"
             f"default_pool_size = {self.pool_size}\nmax_client_conn = 2000\n"
             "server_reset_query =\n"
             "ignore_startup_parameters = extra_float_digits,options\n"
@@ -307,7 +311,7 @@ class PgBouncer(_Process):
             pw = pwd.getpwnam("postgres")
             for path in (config, self.dir / "userlist.txt"):
                 os.chown(path, pw.pw_uid, pw.pw_gid)
-        self._spawn([*_as_postgres(), "pgbouncer", str(config)])
+        self._spawn(["/usr/sbin/pgbouncer", str(config)], **_as_postgres())
         wait_for(lambda: port_open(self.port), seconds=10, what="pgbouncer", process=self.process)
         return self
 
