@@ -1,10 +1,16 @@
-"""Chaos run: two server processes, dropped sockets, SIGKILLed servers; then count.
+"""Chaos run: two server processes behind nginx, dropped sockets, and faults; then count.
 
-    .venv/bin/python bench/chaos.py --messages 20000 --rate 200 --users 50 --kills 1
+    .venv/bin/python bench/chaos.py --messages 100000 --rate 300 --users 50
 
 Users in pairs send each other 1:1 chat messages at a steady total rate, each
-with a unique `client_msg_id`; clients connect round-robin to two servers,
-their sockets are cut at random, and a server is SIGKILLed and restarted.
+with a unique `client_msg_id`; clients connect through our own nginx
+(deploy/nginx.conf.template) to two servers, their sockets are cut at random,
+and the faults of `--faults` are spread over the sending time: a SIGKILL of a
+process (restarted after `--restart-delay`), a restart of Redis, a restart of
+PostgreSQL, and a rolling restart (SIGTERM, 4012, each process in turn).
+Redis and PostgreSQL are private instances this script starts on spare ports
+(never the machine's shared ones); `--shared-services` uses those instead and
+then leaves out the Redis and PostgreSQL restarts.
 Clients reconnect with `last_seq`, dedupe by seq and resend unacked messages
 with the same id. At the end every client's view is compared with the
 database: each ChatMessage it sent or received must have reached it exactly
@@ -16,13 +22,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import os
 import random
 import sys
 import time
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -48,14 +57,23 @@ from bench.common import (
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--messages", type=int, default=20_000, help="messages to send in all")
-    parser.add_argument("--rate", type=float, default=200, help="total messages per second")
-    parser.add_argument("--kills", type=int, default=1, help="SIGKILLs of a server (alternating)")
+    parser.add_argument("--messages", type=int, default=100_000, help="messages to send in all")
+    parser.add_argument("--rate", type=float, default=300, help="total messages per second")
     parser.add_argument(
-        "--kill-interval",
-        type=float,
-        default=None,
-        help="seconds between kills (default: spread evenly over the sending time)",
+        "--faults",
+        default="kill,redis,postgres,rolling",
+        help="comma list, spread evenly over the sending time: kill (SIGKILL a process), "
+        "redis, postgres (restart the private instance), rolling (SIGTERM each process in turn)",
+    )
+    parser.add_argument("--redis-down", type=float, default=2.0, help="seconds Redis stays down")
+    parser.add_argument(
+        "--postgres-down", type=float, default=3.0, help="seconds PostgreSQL is down"
+    )
+    parser.add_argument("--no-nginx", action="store_true", help="clients pick a server themselves")
+    parser.add_argument(
+        "--shared-services",
+        action="store_true",
+        help="use the machine's PostgreSQL (5432) and Redis (6379); no restarts of them",
     )
     parser.add_argument("--restart-delay", type=float, default=1.0, help="seconds down per kill")
     parser.add_argument("--drops-per-sec", type=float, default=2.0, help="random socket cuts/s")
@@ -66,6 +84,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=None)
     args = parser.parse_args()
     check_setup_arguments(parser, args, servers=2)
+    args.faults = [fault for fault in args.faults.split(",") if fault]
+    unknown = set(args.faults) - {"kill", "redis", "postgres", "rolling"}
+    if unknown:
+        parser.error(f"unknown faults: {', '.join(sorted(unknown))}")
+    if args.shared_services and {"redis", "postgres"} & set(args.faults):
+        parser.error("--shared-services never restarts the shared Redis/PostgreSQL: drop them")
     return args
 
 
@@ -74,10 +98,41 @@ class ChaosRun:
     clients: list[BenchClient]
     issued: dict[str, int]  # client_msg_id -> sender id
     kills: list[str]
+    faults: list[Fault]
     phases: dict[str, float]  # seconds after the first message, by phase end
     total_seconds: float
     drain_complete: bool
     client_cpu: float
+
+
+@dataclass
+class Fault:
+    name: str
+    started: float  # seconds after the first message
+    ended: float | None = None
+    detail: str = ""
+
+
+class ProxySlot:
+    """nginx's port, as the clients see it: always up; which process serves is nginx's choice."""
+
+    current = None
+    up = True
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+
+
+@dataclass
+class PrivateServices:
+    redis: Any = None
+    postgres: Any = None
+    nginx: Any = None
+
+    def stop(self) -> None:
+        for part in (self.nginx, self.redis, self.postgres):
+            if part is not None:
+                part.cleanup()
 
 
 def log(text: str) -> None:
@@ -85,11 +140,30 @@ def log(text: str) -> None:
 
 
 async def run_chaos(
-    args: argparse.Namespace, users: list[BenchUser], slots: list[ServerSlot]
+    args: argparse.Namespace,
+    users: list[BenchUser],
+    slots: list[ServerSlot],
+    services: PrivateServices,
 ) -> ChaosRun:
-    pick = round_robin(slots)
+    if services.nginx is not None:
+        proxy = ProxySlot(services.nginx.port)
+        pick = lambda: proxy  # noqa: E731
+    else:
+        pick = round_robin(slots)
+    arrivals: list[float] = []
+    arrivals_of: defaultdict[int, list[float]] = defaultdict(list)
+
+    def record_arrival(client: BenchClient, _frame: dict, now: float) -> None:
+        arrivals.append(now)
+        arrivals_of[client.user.id].append(now)
+
     clients = [
-        BenchClient(user=user, partner_id=users[index ^ 1].id, pick_slot=pick)
+        BenchClient(
+            user=user,
+            partner_id=users[index ^ 1].id,
+            pick_slot=pick,
+            on_event=record_arrival,
+        )
         for index, user in enumerate(users)
     ]
     stop = asyncio.Event()
@@ -105,11 +179,9 @@ async def run_chaos(
     sending = asyncio.Event()
     sending.set()
     send_seconds = args.messages / args.rate
-    if args.kill_interval:
-        kill_times = [args.kill_interval * (k + 1) for k in range(args.kills)]
-    else:
-        kill_times = [send_seconds * (k + 1) / (args.kills + 1) for k in range(args.kills)]
+    fault_times = [send_seconds * (k + 1) / (len(args.faults) + 1) for k in range(len(args.faults))]
     kills: list[str] = []
+    faults: list[Fault] = []
     phases: dict[str, float] = {}
     t0 = time.monotonic()
 
@@ -140,17 +212,51 @@ async def run_chaos(
             await asyncio.sleep(random.expovariate(args.drops_per_sec))
             random.choice(clients).drop()
 
-    async def kill_servers() -> None:
-        for number, at in enumerate(kill_times):
-            await asyncio.sleep(max(0.0, t0 + at - time.monotonic()))
+    async def restart(slot: ServerSlot) -> None:
+        slot.start()
+        new = await asyncio.to_thread(slot.wait_ready)
+        log(f"{new.name} (pid {new.pid}) ready")
+
+    async def inject(name: str, number: int) -> Fault:
+        fault = Fault(name=name, started=time.monotonic() - t0)
+        if name == "kill":
             slot = slots[number % len(slots)]
             life = slot.kill()
-            kills.append(f"{life.name} pid {life.pid} at t={time.monotonic() - t0:.1f}s")
+            kills.append(f"{life.name} pid {life.pid} at t={fault.started:.1f}s")
+            fault.detail = f"SIGKILL {life.name}, restarted after {args.restart_delay}s"
             log(f"SIGKILL {life.name} (pid {life.pid}); restarting in {args.restart_delay}s")
             await asyncio.sleep(args.restart_delay)
-            slot.start()
-            new = await asyncio.to_thread(slot.wait_ready)
-            log(f"{new.name} (pid {new.pid}) ready")
+            await restart(slot)
+        elif name == "rolling":
+            for slot in slots:
+                life = slot.current
+                log(f"rolling restart: SIGTERM {life.name} (4012)")
+                await asyncio.to_thread(slot.stop)
+                await restart(slot)
+            fault.detail = "SIGTERM + restart of " + ", then ".join(slot.label for slot in slots)
+        elif name == "redis":
+            log(f"Redis: SIGKILL, down {args.redis_down}s")
+            services.redis.kill()
+            await asyncio.sleep(args.redis_down)
+            await asyncio.to_thread(services.redis.start)
+            fault.detail = f"Redis killed, started after {args.redis_down}s"
+            log("Redis back")
+        elif name == "postgres":
+            log(f"PostgreSQL: fast shutdown, down {args.postgres_down}s")
+            await asyncio.to_thread(services.postgres.stop)
+            await asyncio.sleep(args.postgres_down)
+            await asyncio.to_thread(services.postgres.start)
+            fault.detail = f"PostgreSQL stopped (fast), started after {args.postgres_down}s"
+            log("PostgreSQL back")
+        fault.ended = time.monotonic() - t0
+        return fault
+
+    async def inject_faults() -> None:
+        kill_number = 0
+        for name, at in zip(args.faults, fault_times, strict=True):
+            await asyncio.sleep(max(0.0, t0 + at - time.monotonic()))
+            faults.append(await inject(name, kill_number))
+            kill_number += name == "kill"
 
     async def progress() -> None:
         while True:
@@ -168,8 +274,8 @@ async def run_chaos(
             )
 
     reporter = asyncio.create_task(progress())
-    await asyncio.gather(issue(), cut_sockets(), kill_servers())
-    phases["kills done"] = time.monotonic() - t0
+    await asyncio.gather(issue(), cut_sockets(), inject_faults())
+    phases["faults done"] = time.monotonic() - t0
 
     await wait_until(
         lambda: not any(client.pending for client in clients), seconds=args.ack_timeout
@@ -198,6 +304,12 @@ async def run_chaos(
         clients=clients,
         issued=issued,
         kills=kills,
+        faults=[
+            measure_silence(
+                fault, arrivals, arrivals_of, t0, until=following.started if following else None
+            )
+            for fault, following in zip(faults, [*faults[1:], None], strict=True)
+        ],
         phases=phases,
         total_seconds=time.monotonic() - started,
         drain_complete=drain_complete,
@@ -205,17 +317,62 @@ async def run_chaos(
     )
 
 
-def inbox_last_seqs(user_ids: list[int]) -> dict[int, int]:
-    from django.db import connection
+def measure_silence(
+    fault: Fault,
+    arrivals: list[float],
+    arrivals_of: dict[int, list[float]],
+    t0: float,
+    *,
+    until: float | None,
+) -> Fault:
+    """How long live delivery stopped around a fault.
 
+    `silence`: the longest stretch in which no client received any durable
+    event, in the window from 1 s before the fault to 15 s after its end (or
+    to the next fault's start, if sooner).
+    `client max gap`: per client, the longest wait between two of its events
+    in that window (its normal spacing is users/(2*rate) s); p50 and max.
+    """
+    start = t0 + fault.started - 1
+    end = t0 + min((fault.ended or fault.started) + 15, until if until is not None else 1e12)
+    window = sorted(at for at in arrivals if start <= at <= end)
+    silence = max((b - a for a, b in itertools.pairwise(window)), default=0.0)
+    gaps = []
+    for times in arrivals_of.values():
+        mine = [at for at in times if start <= at <= end]
+        gaps.append(max((b - a for a, b in itertools.pairwise(mine)), default=0.0))
+    gaps.sort()
+    p50 = gaps[len(gaps) // 2] if gaps else 0.0
+    fault.detail += (
+        f"; no live delivery to anyone for {silence:.2f}s at most; per-client longest gap "
+        f"p50 {p50:.2f}s, max {gaps[-1] if gaps else 0.0:.2f}s"
+    )
+    return fault
+
+
+def after_restarts(query: Callable[[], Any]) -> Any:
+    """Run a read of our own; pooled connections a PostgreSQL restart broke are dropped."""
+    from django.db import OperationalError, connection
+
+    for attempt in range(5):
+        try:
+            return query()
+        except OperationalError:
+            if attempt == 4:
+                raise
+        finally:
+            connection.close()
+    return None
+
+
+def inbox_last_seqs(user_ids: list[int]) -> dict[int, int]:
     from quantumworks.models import UserInbox
 
-    try:
-        return dict(
+    return after_restarts(
+        lambda: dict(
             UserInbox.objects.filter(user_id__in=user_ids).values_list("user_id", "last_seq")
         )
-    finally:
-        connection.close()
+    )
 
 
 @dataclass
@@ -326,7 +483,8 @@ def report(
         f"({verdict.messages_fully_delivered}/{verdict.db_rows} messages reached sender and "
         f"receiver), lost={verdict.lost}, duplicated_after_dedupe={verdict.duplicated}, "
         f"reordered={stats.reordered}, raw_duplicates_before_dedupe={stats.raw_duplicates}, "
-        f"server_kills={len(run.kills)}, reconnects={reconnects} "
+        f"server_kills={len(run.kills)}, faults={','.join(f.name for f in run.faults)}, "
+        f"reconnects={reconnects} "
         f"(socket cuts {stats.dropped_by_us}, failed connect attempts {stats.failed_connects}), "
         f"resends={stats.resends} (duplicate acks {duplicate_acks})"
     )
@@ -351,6 +509,8 @@ def report(
         f"client CPU {run.client_cpu:.1f}s ({run.client_cpu / run.total_seconds:.0%} of a core); "
         f"kills: {'; '.join(run.kills) or 'none'}"
     )
+    for fault in run.faults:
+        print(f"fault {fault.name} at t={fault.started:.1f}s..{fault.ended:.1f}s: {fault.detail}")
     end = time.monotonic()
     total_cpu = 0.0
     for slot in slots:
@@ -396,23 +556,50 @@ def report(
     return 1 if failures else 0
 
 
+def start_private_services(args: argparse.Namespace) -> PrivateServices:
+    """Our own Redis and PostgreSQL on spare ports: the restarts hit only these."""
+    from quantumworks.testing.infra import PostgresCluster, RedisServer
+
+    services = PrivateServices()
+    if not args.shared_services:
+        services.redis = RedisServer().start()
+        services.postgres = PostgresCluster().init().start()
+        args.redis_url = services.redis.url
+        args.pg_port = services.postgres.port
+        log(f"private Redis :{services.redis.port}, PostgreSQL :{services.postgres.port}")
+    return services
+
+
 def main() -> int:
     args = parse_args()
     if args.seed is not None:
         random.seed(args.seed)
     load_at_start = loadavg()
-    setup = prepare_run(args, kind="chaos", labels=["A", "B"])
-    log(f"logs in {setup.log_dir}; load average {load_at_start}")
-    slots = setup.slots
+    services = start_private_services(args)
+    slots: list[ServerSlot] = []
     try:
+        setup = prepare_run(args, kind="chaos", labels=["A", "B"])
+        log(f"logs in {setup.log_dir}; load average {load_at_start}")
+        slots = setup.slots
         start_servers(slots)
         log(f"servers ready: {', '.join(f'{s.current.name}:{s.port}' for s in slots)}")
-        run = asyncio.run(run_chaos(args, setup.users, slots))
+        if not args.no_nginx:
+            from quantumworks.testing.infra import Nginx
+
+            services.nginx = Nginx([slot.port for slot in slots]).start()
+            log(f"nginx :{services.nginx.port} in front (logs in {services.nginx.dir})")
+        run = asyncio.run(run_chaos(args, setup.users, slots, services))
     finally:
         stop_servers(slots)
-    print(f"load average at start: {load_at_start}")
-    verdict = verify(run)
-    return report(args, run, verdict, slots)
+        if services.nginx is not None:
+            services.nginx.cleanup()
+            services.nginx = None
+    try:
+        print(f"load average at start: {load_at_start}")
+        verdict = after_restarts(lambda: verify(run))
+        return report(args, run, verdict, slots)
+    finally:
+        services.stop()
 
 
 if __name__ == "__main__":

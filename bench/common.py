@@ -31,12 +31,12 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 # --- environment and database --------------------------------------------------
-def bench_env(*, db_name: str, redis_url: str, prefix: str) -> dict[str, str]:
+def bench_env(*, db_name: str, redis_url: str, prefix: str, pg_port: int = 5432) -> dict[str, str]:
     """The environment of the servers and of this script (same DB, layer prefix, token life)."""
     env = dict(os.environ)
     env.update(
         {
-            "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{db_name}",
+            "DATABASE_URL": f"postgres://postgres@127.0.0.1:{pg_port}/{db_name}",
             "REDIS_URL": redis_url,
             "SECRET_KEY": "qw-bench-secret-not-for-production-0123456789abcdef",
             "QW_CHANNEL_PREFIX": prefix,
@@ -50,11 +50,13 @@ def bench_env(*, db_name: str, redis_url: str, prefix: str) -> dict[str, str]:
     return env
 
 
-def prepare_database(env: dict[str, str], *, db_name: str) -> None:
+def prepare_database(env: dict[str, str], *, db_name: str, pg_port: int = 5432) -> None:
     """Create the bench database if missing and migrate it."""
     import psycopg
 
-    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
+    with psycopg.connect(
+        f"postgresql://postgres@127.0.0.1:{pg_port}/postgres", autocommit=True
+    ) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [db_name]).fetchone()
         if not exists:
             conn.execute(f'CREATE DATABASE "{db_name}"')
@@ -417,9 +419,10 @@ class RunSetup:
 
 def prepare_run(args: argparse.Namespace, *, kind: str, labels: list[str]) -> RunSetup:
     """A migrated, emptied bench database, fresh users, and (not yet started) server slots."""
-    env = bench_env(db_name=args.db, redis_url=args.redis_url, prefix=args.prefix)
+    pg_port = getattr(args, "pg_port", 5432)  # chaos.py: its own restartable cluster
+    env = bench_env(db_name=args.db, redis_url=args.redis_url, prefix=args.prefix, pg_port=pg_port)
     log_dir = new_log_dir(kind)
-    prepare_database(env, db_name=args.db)
+    prepare_database(env, db_name=args.db, pg_port=pg_port)
     setup_django(env)
     reset_bench_data(db_name=args.db)
     flush_redis_prefix(args.redis_url, args.prefix)
