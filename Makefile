@@ -59,8 +59,11 @@ bench/node_modules/.package-lock.json: bench/package.json bench/package-lock.jso
 bench-history: $(BIN)/.installed services
 	taskset -c 0 $(BIN)/python bench/history.py --db qw_h8_bench
 
+# 100,000 messages through nginx over two processes; SIGKILL, Redis, PostgreSQL and rolling
+# restarts on private instances it starts itself. Shorter: make chaos CHAOS_ARGS="--messages 5000"
+CHAOS_ARGS ?=
 chaos: $(BIN)/.installed services
-	$(BIN)/python bench/chaos.py
+	$(BIN)/python bench/chaos.py $(CHAOS_ARGS)
 
 # mypy (config in pyproject.toml) checks these files, all clean; add a file once it is.
 MYPY_FILES := \

@@ -512,6 +512,11 @@ def report(
     for fault in run.faults:
         print(f"fault {fault.name} at t={fault.started:.1f}s..{fault.ended:.1f}s: {fault.detail}")
     end = time.monotonic()
+    if not args.no_nginx:
+        print(
+            "(through nginx a client does not know which process acked it: the per-process "
+            "persisted counts below are 0; the CPU figures and the total stand)"
+        )
     total_cpu = 0.0
     for slot in slots:
         for life in slot.lives:
