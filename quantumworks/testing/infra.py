@@ -335,7 +335,7 @@ def render_nginx_config(*, listen: str, upstreams: list[str], prefix: Path) -> s
         "@@PREFIX@@": str(prefix),
         "@@LISTEN@@": listen,
         "@@UPSTREAM_SERVERS@@": "\n".join(
-            f"        server {address} max_fails=1 fail_timeout=2s;" for address in upstreams
+            f"        server {address} max_fails=0;" for address in upstreams
         ),
     }
     for placeholder, value in replacements.items():
@@ -379,7 +379,13 @@ class Nginx(_Process):
         return self
 
     def access_log(self) -> str:
+        return self._read("access.log")
+
+    def error_log(self) -> str:
+        return self._read("error.log")
+
+    def _read(self, name: str) -> str:
         try:
-            return (self.dir / "access.log").read_text(errors="replace")
+            return (self.dir / name).read_text(errors="replace")
         except OSError:
             return ""

@@ -18,14 +18,13 @@ from asgiref.sync import sync_to_async
 from channels_redis.utils import _consistent_hash
 from django.conf import settings
 from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed
 
 from conftest import token_for
 from quantumworks.models import Event
 from quantumworks.realtime import user_group
 from quantumworks.testing.infra import RedisSentinel, RedisServer, wait_for
 from quantumworks.testing.servers import ServerProcess
-from quantumworks.testing.ws import next_of_type
+from quantumworks.testing.ws import ResumingReader, next_of_type
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -59,51 +58,6 @@ def subscribed_channels(server: RedisServer) -> set[str]:
         return set(client.pubsub_channels())
     finally:
         client.close()
-
-
-class Receiver:
-    """What the shipped client does: dedupe by seq, reconnect with last_seq when cut."""
-
-    def __init__(self, url: str, user) -> None:
-        self.url, self.user = url, user
-        self.seqs: list[int] = []
-        self.raw = 0
-        self.reconnects = 0
-        self.online = asyncio.Event()
-        self.task = asyncio.create_task(self.run())
-
-    @property
-    def last_seq(self) -> int:
-        return self.seqs[-1] if self.seqs else 0
-
-    async def run(self) -> None:
-        while True:
-            try:
-                async with connect(
-                    f"{self.url}?token={token_for(self.user)}&last_seq={self.last_seq}"
-                ) as ws:
-                    async for text in ws:
-                        frame = json.loads(text)
-                        if frame.get("type") == "authenticated":
-                            self.online.set()
-                        if frame.get("type") == "chat_message":
-                            self.raw += 1
-                            if frame["seq"] > self.last_seq:
-                                self.seqs.append(frame["seq"])
-            except (ConnectionClosed, OSError):
-                pass
-            self.online.clear()
-            self.reconnects += 1
-            await asyncio.sleep(0.2)
-
-    async def wait_for(self, count: int, seconds: float = 30) -> None:
-        async with asyncio.timeout(seconds):
-            while len(self.seqs) < count:
-                await asyncio.sleep(0.05)
-
-    async def stop(self) -> None:
-        self.task.cancel()
-        await asyncio.gather(self.task, return_exceptions=True)
 
 
 async def send_chat(ws, receiver_id: int, n: int) -> dict:
@@ -186,7 +140,7 @@ async def test_sentinel_failover_during_chat_loses_nothing(amake_user, infra):
     one, two = infra(ServerProcess(**env)), infra(ServerProcess(**env))
     alice, bob = await amake_user("alice"), await amake_user("bob")
     total, kill_after = 60, 20
-    bob_client = Receiver(two.ws_url, bob)
+    bob_client = ResumingReader(two.ws_url, token_for(bob))
     try:
         async with connect(f"{one.ws_url}?token={token_for(alice)}") as alice_ws:
             await next_of_type(alice_ws, "authenticated")
@@ -228,7 +182,7 @@ async def test_redis_down_sends_still_stored_and_live_delivery_recovers(amake_us
     env = {**FAST, "REDIS_URL": private.url, "QW_RATE_CHAT_PER_MIN": "5"}
     one, two = infra(ServerProcess(**env)), infra(ServerProcess(**env))
     alice, bob = await amake_user("alice"), await amake_user("bob")
-    bob_client = Receiver(two.ws_url, bob)
+    bob_client = ResumingReader(two.ws_url, token_for(bob))
     try:
         async with connect(f"{one.ws_url}?token={token_for(alice)}") as alice_ws:
             await next_of_type(alice_ws, "authenticated")
