@@ -19,7 +19,12 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 NGINX_TEMPLATE = REPO / "deploy" / "nginx.conf.template"
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
+# Debian's layout; the newest installed major version.
+PG_BIN = max(
+    Path("/usr/lib/postgresql").glob("*/bin"),
+    key=lambda path: int(path.parent.name),
+    default=Path("/usr/lib/postgresql/15/bin"),
+)
 
 
 def free_port() -> int:
