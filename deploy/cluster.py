@@ -29,7 +29,10 @@ def main() -> int:
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--port", type=int, default=8080, help="nginx's port")
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--database", default="postgres://postgres@127.0.0.1:5432/qw_cluster")
+    # The role scripts/ensure_services.sh creates (a local test credential).
+    parser.add_argument(
+        "--database", default="postgres://qw:qw-test-only@127.0.0.1:5432/qw_cluster"
+    )
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
     parser.add_argument("--prefix", default=f"qwcluster{os.getpid()}", help="Redis key prefix")
     args = parser.parse_args()
