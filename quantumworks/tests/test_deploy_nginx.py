@@ -25,8 +25,9 @@ from tasks.models import Project, Task
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 
-@pytest.fixture
-def cluster():
+@pytest.fixture(scope="module")
+def cluster(django_db_setup):
+    """Two processes and nginx, shared by this module's tests (each starts in seconds)."""
     servers = [ServerProcess(access_log=True).start(), ServerProcess(access_log=True).start()]
     nginx = Nginx([server.port for server in servers]).start()
     yield nginx, servers
