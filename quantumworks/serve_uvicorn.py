@@ -68,6 +68,10 @@ def run(*, host: str, port: int, access_log: bool, ws: str) -> None:
         backlog=LISTEN_BACKLOG,
         timeout_graceful_shutdown=1,
         server_header=False,
+        # X-Forwarded-For/-Proto only from QW_TRUSTED_PROXIES (uvicorn takes the
+        # right-most untrusted hop, as quantumworks/proxy.py does for daphne).
+        proxy_headers=bool(settings.QW_TRUSTED_PROXIES),
+        forwarded_allow_ips=settings.QW_TRUSTED_PROXIES or None,
     )
     print(f"QuantumWorks Realtime listening on http://{host}:{port} (uvicorn)", flush=True)
     Server(config).run()

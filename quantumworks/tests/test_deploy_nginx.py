@@ -147,10 +147,7 @@ async def test_logs_show_the_client_address_nginx_forwarded(amake_user, cluster)
 
     def logged() -> bool:
         output = "".join(server.output() for server in servers)
-        return (
-            "203.0.113.9:0 - - " in output
-            and f"ws connect user={alice.id} client=127.0.0.1" in output
-        )
+        return "203.0.113.9" in output and f"ws connect user={alice.id} client=127.0.0.1" in output
 
     async with asyncio.timeout(5):
         while not logged():
@@ -171,8 +168,7 @@ async def test_forwarded_headers_are_ignored_from_an_untrusted_peer(amake_user):
             await asyncio.to_thread(urllib.request.urlopen, request, timeout=5)
         async with asyncio.timeout(5):
             while not (
-                "198.51.100.7:0 - - [" in trusting.output()
-                and '"GET /healthz" 200' in exposed.output()
+                "198.51.100.7:0 - " in trusting.output() and "GET /healthz" in exposed.output()
             ):
                 await asyncio.sleep(0.05)
         assert "198.51.100.7" not in exposed.output()
