@@ -138,12 +138,11 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
     def query_last_seq(self) -> int | None:
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
         values = query.get("last_seq")
-        if not values:
+        # ASCII digits only (int() also takes "١٢", "1_0" and 5,000 digits),
+        # within a bigint; anything else is ignored like a missing value.
+        if not values or not values[0].isascii() or not values[0].isdigit() or len(values[0]) > 18:
             return None
-        try:
-            return max(int(values[0]), 0)
-        except ValueError:
-            return None
+        return int(values[0])
 
     async def disconnect(self, code: int) -> None:
         self.closing = True

@@ -48,9 +48,18 @@ class FrameError(Exception):
         return frame
 
 
+# Ids and seqs are PostgreSQL bigints; orjson parses integers up to 2**64 - 1,
+# which the database would refuse with an error instead of an answer.
+BIGINT_MAX = 2**63 - 1
+
+
 def require_int(frame: dict[str, Any], field: str) -> int:
     value = frame.get(field)
-    if isinstance(value, bool) or not isinstance(value, int):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or not -BIGINT_MAX <= value <= BIGINT_MAX
+    ):
         raise FrameError("invalid_message", f"'{field}' must be an integer")
     return value
 
