@@ -103,13 +103,12 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             await self.close_slow_consumer(buffer.pending())
 
     async def wait_for_reader(self) -> bool:
-        """Durable events stop at half the budget until the client has read them.
+        """Events read from the database stop at half the budget until the client has read them.
 
-        Replays, gap repairs and bursts of live events are read from the
-        database or the layer far faster than a slow network takes them;
-        waiting here (live events queue in the layer meanwhile) keeps what the
-        socket holds under the budget. False once the socket is gone or closed
-        as a slow consumer: the caller stops sending.
+        A replay or gap repair reads far faster than a slow network takes it;
+        waiting here keeps what the socket holds under the budget, so a slow
+        but live client catches up at its own pace. False once the socket is
+        gone or closed as a slow consumer: the caller stops sending.
         """
         buffer = self.send_buffer
         if buffer is None:
@@ -287,7 +286,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         await self.send(text_data=dumps(frame))
 
     async def send_event_text(self, seq: int, text: str) -> bool:
-        """Send one durable event; False when the socket can take no more."""
+        """Send one durable event read from the database; False when the socket can take no more."""
         await self.send(text_data=text)
         self.last_sent_seq = seq
         return await self.wait_for_reader()
@@ -363,13 +362,20 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             await self._deliver(message)
 
     async def _deliver(self, message: dict[str, Any]) -> None:
+        if self.closing:
+            return  # nothing goes out any more: no gap to repair either
         for seq, event_type, text in message["events"]:
             if seq <= self.last_sent_seq:
                 continue  # already sent by a replay or a repair
             if seq > self.last_sent_seq + 1:
                 await self.repair_gap(seq - 1)
-            if not await self.send_event_text(seq, text):
+            # Live events do not wait for a slow reader (live events behind
+            # them would pile up in the layer meanwhile): past the budget the
+            # socket is closed and the client resumes, paced, from last_seq.
+            await self.send(text_data=text)
+            if self.closing:
                 return
+            self.last_sent_seq = seq
             metrics.FRAMES_OUT.labels(event_type).inc()
         if "committed_at" in message:
             metrics.DELIVERY_LATENCY.observe(max(time.time() - message["committed_at"], 0))

@@ -168,3 +168,105 @@ async def test_foreign_host_with_a_matching_origin_is_refused(servers):
     )
     output = server.wait_for_output("host evil.example not allowed")
     assert "Traceback" not in output
+
+
+# --- slow consumers: what the server holds per socket is bounded ------------------
+# Growth of the server's RSS allowed while one hostile socket is served: the
+# 1 MiB send budget, one replay batch (300 events of 10 KB, as rows and as
+# frame text) and allocator slack. Before the budget it grew by the whole
+# amount fed (tens of MB).
+RSS_BOUND = 12 * MB
+
+
+async def rss_while(server, work) -> int:
+    """Peak RSS growth of the server process while `work` runs."""
+    before = server.rss_bytes()
+    peak = before
+    task = asyncio.create_task(work)
+    while not task.done():
+        peak = max(peak, server.rss_bytes())
+        await asyncio.wait({task}, timeout=0.02)
+    await task
+    return max(peak, server.rss_bytes()) - before
+
+
+async def warm_up(server, user) -> None:
+    """One reading socket takes a replay of 2 MB, so pools and caches exist before measuring."""
+    async with connect(f"{server.ws_url}?token={token_for(user)}&last_seq=0", max_size=None) as ws:
+        await next_of_type(ws, "resumed", timeout=30)
+
+
+async def test_never_reading_client_is_closed_4008_and_memory_stays_bounded(amake_user, servers):
+    bob = await amake_user("bob")
+    await fill_inbox(bob.id, 200, 10_000)
+    server = servers()
+    await warm_up(server, bob)
+    client = await RawClient(f"{server.ws_url}?token={token_for(bob)}").connect()
+    fed = 0
+
+    async def events_flow_while_it_pings() -> None:
+        nonlocal fed
+        for _ in range(30):  # 30 MB of live events, one ping per MB
+            await fill_inbox(bob.id, 100, 10_000)
+            fed += 100 * 10_000
+            await client.send_text(json.dumps({"type": "ping"}))
+
+    try:
+        growth = await rss_while(server, events_flow_while_it_pings())
+        print(f"never-reading client: fed {fed / MB:.0f} MB, server RSS grew {growth / MB:.1f} MB")
+        assert growth < RSS_BOUND
+        server.wait_for_output(f"slow consumer user={bob.id}")
+        frames = await client.read_frames()  # it reads again: what was queued, then the close
+        assert RawClient.close_of(frames) == (4008, "slow_consumer")
+        assert sum(len(frame.data) for frame in frames) < 4 * MB
+    finally:
+        client.close()
+    server.wait_for_metric("qw_open_connections", 0)
+    no_tracebacks(server)
+
+
+async def test_resume_flood_that_never_reads_is_closed_4008_and_memory_stays_bounded(
+    amake_user, servers
+):
+    bob = await amake_user("bob")
+    await fill_inbox(bob.id, 600, 10_000)  # a 6 MB inbox
+    server = servers(QW_SOCKET_SEND_TIMEOUT_SECONDS="2")
+    await warm_up(server, bob)
+    client = await RawClient(f"{server.ws_url}?token={token_for(bob)}").connect()
+
+    async def fifteen_resumes_then_wait() -> None:
+        for _ in range(15):
+            await client.send_text(json.dumps({"type": "resume", "last_seq": 0}))
+        await asyncio.to_thread(server.wait_for_output, f"slow consumer user={bob.id}", 30)
+
+    try:
+        growth = await rss_while(server, fifteen_resumes_then_wait())
+        print(f"resume flood over a 6 MB inbox: server RSS grew {growth / MB:.1f} MB")
+        assert growth < RSS_BOUND
+        frames = await client.read_frames()
+        assert RawClient.close_of(frames) == (4008, "slow_consumer")
+    finally:
+        client.close()
+    server.wait_for_metric("qw_open_connections", 0)
+    no_tracebacks(server)
+
+
+async def test_slow_but_reading_client_gets_a_whole_replay(amake_user, servers):
+    """Pacing is not punishment: a client that reads, however late, gets everything."""
+    bob = await amake_user("bob")
+    await fill_inbox(bob.id, 600, 10_000)
+    server = servers(QW_SOCKET_SEND_BUDGET_BYTES=str(256 * 1024))
+    client = await RawClient(f"{server.ws_url}?token={token_for(bob)}").connect()
+    try:
+        await client.send_text(json.dumps({"type": "resume", "last_seq": 0}))
+        seqs: list[int] = []
+        async with asyncio.timeout(60):
+            while not seqs or seqs[-1] != "resumed":
+                await client._receive_some()
+                for event in client.protocol.events_received():
+                    frame = json.loads(event.data)
+                    seqs.append(frame.get("seq", frame["type"]))
+        assert [s for s in seqs if s not in ("authenticated", "resumed")] == list(range(1, 601))
+    finally:
+        client.close()
+    no_tracebacks(server)
