@@ -10,6 +10,7 @@ error, the socket still answers `ping`, and no traceback in the server log.
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 import orjson
@@ -76,6 +77,13 @@ JSON_VALUES = st.recursive(
 )
 
 
+def dumped(values: st.SearchStrategy) -> st.SearchStrategy:
+    """JSON text of any size of integer, non-ASCII as escapes or raw."""
+    return st.tuples(values, st.booleans()).map(
+        lambda pair: json.dumps(pair[0], ensure_ascii=pair[1])
+    )
+
+
 def field_values(ids: list[int]) -> st.SearchStrategy:
     channels = st.builds(
         lambda kind, raw: f"{kind}:{raw}",
@@ -86,11 +94,13 @@ def field_values(ids: list[int]) -> st.SearchStrategy:
 
 
 def typed_frames(ids: list[int]) -> st.SearchStrategy:
-    return st.builds(
-        lambda frame_type, fields: {"type": frame_type, **fields},
-        st.sampled_from(CLIENT_TYPES),
-        st.dictionaries(st.sampled_from(FIELDS) | ODD_TEXT, field_values(ids), max_size=5),
-    ).map(lambda frame: orjson.dumps(frame, option=orjson.OPT_NON_STR_KEYS).decode())
+    return dumped(
+        st.builds(
+            lambda frame_type, fields: {"type": frame_type, **fields},
+            st.sampled_from(CLIENT_TYPES),
+            st.dictionaries(st.sampled_from(FIELDS) | ODD_TEXT, field_values(ids), max_size=5),
+        )
+    )
 
 
 def literal_frames(ids: list[int]) -> st.SearchStrategy:
@@ -124,7 +134,7 @@ def frames(ids: list[int]) -> st.SearchStrategy:
     one = st.one_of(
         typed_frames(ids),
         literal_frames(ids),
-        JSON_VALUES.map(lambda v: orjson.dumps(v, option=orjson.OPT_NON_STR_KEYS).decode()),
+        dumped(JSON_VALUES),
         st.binary(max_size=64),
     )
     return st.lists(one, min_size=FRAMES_PER_EXAMPLE[0], max_size=FRAMES_PER_EXAMPLE[1])
@@ -176,10 +186,11 @@ def test_hostile_frames_never_get_server_error_or_kill_the_socket(make_user, ser
     url = f"{server.ws_url}?token={token_for(alice)}"
     ids = [alice.id, bob.id, 0, 1]
     state = {"ws": None, "frames": 0, "examples": 0}
+    sockets = contextlib.ExitStack()
 
     def socket():
         if state["ws"] is None:
-            state["ws"] = connect(url, max_size=None, open_timeout=10)
+            state["ws"] = sockets.enter_context(connect(url, max_size=None, open_timeout=10))
             assert json.loads(state["ws"].recv(10))["type"] == "authenticated"
         return state["ws"]
 
@@ -209,11 +220,8 @@ def test_hostile_frames_never_get_server_error_or_kill_the_socket(make_user, ser
         state["frames"] += len(batch) + 1
         state["examples"] += 1
 
-    try:
+    with sockets:
         batch_holds()
-    finally:
-        if state["ws"] is not None:
-            state["ws"].close()
     print(f"socket fuzz: {state['examples']} examples, {state['frames']} frames")
     assert state["frames"] >= 10_000
     output = server.output()
