@@ -5,6 +5,7 @@ the consumer's lifecycle), so each runs against `python -m quantumworks.serve`.
 """
 
 import asyncio
+import functools
 import json
 import socket
 import urllib.request
@@ -237,7 +238,9 @@ async def test_resume_flood_that_never_reads_is_closed_4008_and_memory_stays_bou
     async def fifteen_resumes_then_wait() -> None:
         for _ in range(15):
             await client.send_text(json.dumps({"type": "resume", "last_seq": 0}))
-        await asyncio.to_thread(server.wait_for_output, f"slow consumer user={bob.id}", 30)
+        await asyncio.to_thread(
+            functools.partial(server.wait_for_output, f"slow consumer user={bob.id}", timeout=30)
+        )
 
     try:
         growth = await rss_while(server, fifteen_resumes_then_wait())
