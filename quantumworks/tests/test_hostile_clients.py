@@ -23,6 +23,11 @@ from quantumworks.testing.ws import RawClient, next_of_type
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
+# The send budget, the dropped sends on a closing socket and the 1009 reason
+# live in our daphne protocol (quantumworks.wsprotocol); uvicorn, the default
+# server, does not have them yet.
+DAPHNE = {"QW_SERVER": "daphne"}
+
 MB = 1024 * 1024
 
 
@@ -108,7 +113,7 @@ async def test_closing_during_a_replay_runs_the_disconnect_cleanup(amake_user, s
     alice, bob = await amake_user("alice"), await amake_user("bob")
     await sync_to_async(message_send)(sender_id=alice.id, receiver_id=bob.id, content="hi")
     await fill_inbox(alice.id, 3000, 200)
-    server = servers()
+    server = servers(**DAPHNE)
     baseline = server.metric("qw_open_connections")
     for _ in range(3):
         client = await RawClient(f"{server.ws_url}?token={token_for(alice)}").connect()
@@ -131,7 +136,7 @@ async def test_closing_during_a_replay_runs_the_disconnect_cleanup(amake_user, s
 # --- the 1009 close -------------------------------------------------------------
 async def test_oversized_frame_closes_1009_too_large(amake_user, servers):
     alice = await amake_user("alice")
-    server = servers()
+    server = servers(**DAPHNE)
     async with connect(f"{server.ws_url}?token={token_for(alice)}", max_size=None) as ws:
         await next_of_type(ws, "authenticated")
         await ws.send("x" * (64 * 1024 + 1))
@@ -200,7 +205,7 @@ async def warm_up(server, user) -> None:
 async def test_never_reading_client_is_closed_4008_and_memory_stays_bounded(amake_user, servers):
     bob = await amake_user("bob")
     await fill_inbox(bob.id, 200, 10_000)
-    server = servers()
+    server = servers(**DAPHNE)
     await warm_up(server, bob)
     client = await RawClient(f"{server.ws_url}?token={token_for(bob)}").connect()
     fed = 0
@@ -231,7 +236,7 @@ async def test_resume_flood_that_never_reads_is_closed_4008_and_memory_stays_bou
 ):
     bob = await amake_user("bob")
     await fill_inbox(bob.id, 600, 10_000)  # a 6 MB inbox
-    server = servers(QW_SOCKET_SEND_TIMEOUT_SECONDS="2")
+    server = servers(QW_SOCKET_SEND_TIMEOUT_SECONDS="2", **DAPHNE)
     await warm_up(server, bob)
     client = await RawClient(f"{server.ws_url}?token={token_for(bob)}").connect()
 
@@ -258,7 +263,7 @@ async def test_slow_but_reading_client_gets_a_whole_replay(amake_user, servers):
     """Pacing is not punishment: a client that reads, however late, gets everything."""
     bob = await amake_user("bob")
     await fill_inbox(bob.id, 600, 10_000)
-    server = servers(QW_SOCKET_SEND_BUDGET_BYTES=str(256 * 1024))
+    server = servers(QW_SOCKET_SEND_BUDGET_BYTES=str(256 * 1024), **DAPHNE)
     client = await RawClient(f"{server.ws_url}?token={token_for(bob)}").connect()
     try:
         await client.send_text(json.dumps({"type": "resume", "last_seq": 0}))
