@@ -64,7 +64,7 @@ class SendResult:
     created_at: datetime | None = None
     duplicate: bool = False
     error: str | None = None  # a protocol error code, or "user_inactive" (the sender is gone)
-    retry_after: float | None = None  # with error "rate_limited"
+    retry_after: float | None = None  # with error "rate_limited" or "server_error"
     incident_id: str | None = None  # with error "server_error": names the logged traceback
 
     @property
