@@ -91,6 +91,23 @@ def published():
 
 
 @pytest.fixture
+def servers():
+    """Start real server processes (`python -m quantumworks.serve`); all stop at teardown."""
+    from quantumworks.testing.servers import ServerProcess
+
+    started: list[ServerProcess] = []
+
+    def start(**env) -> ServerProcess:
+        server = ServerProcess(**env).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
 def api_client():
     return APIClient()
 

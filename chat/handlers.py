@@ -48,12 +48,16 @@ async def chat_message(consumer, frame: dict[str, Any]) -> None:
             client_msg_id=client_msg_id,
         )
     )
+    if result.error == "user_inactive":  # deleted or deactivated a moment ago
+        await consumer.close_with(4003, "user_inactive")
+        return
     if not result.ok:
         raise FrameError(
             result.error,
             ERROR_MESSAGES[result.error],
             ref=client_msg_id,
             retry_after=result.retry_after,
+            incident_id=result.incident_id,
         )
     await consumer.send_frame(
         {

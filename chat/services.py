@@ -63,8 +63,9 @@ class SendResult:
     message_id: int | None = None
     created_at: datetime | None = None
     duplicate: bool = False
-    error: str | None = None  # a protocol error code
+    error: str | None = None  # a protocol error code, or "user_inactive" (the sender is gone)
     retry_after: float | None = None  # with error "rate_limited" or "server_error"
+    incident_id: str | None = None  # with error "server_error": names the logged traceback
 
     @property
     def ok(self) -> bool:
@@ -72,6 +73,8 @@ class SendResult:
 
 
 NOT_FOUND = SendResult(error="not_found")
+# Not a protocol error code: the socket of a deleted or deactivated user is closed (4003).
+SENDER_INACTIVE = SendResult(error="user_inactive")
 _MESSAGES = ChatMessage._meta.db_table
 _USERS = get_user_model()._meta.db_table
 
@@ -135,17 +138,25 @@ def messages_send_batch(requests: Sequence[SendRequest]) -> list[SendResult]:
     results: list[SendResult | None] = [None] * len(requests)
     now = timezone.now()
     with transaction.atomic():
-        active_receivers = ids_where_in(
+        # Senders too, in the same query: a socket's user can be deleted or
+        # deactivated a moment before its close reaches the socket.
+        active_users = ids_where_in(
             _USERS,
-            sorted({r.receiver_id for r in requests if r.receiver_id is not None}),
+            sorted(
+                {r.receiver_id for r in requests if r.receiver_id is not None}
+                | {r.sender_id for r in requests}
+            ),
             "is_active",
         )
         room_members = _room_members_locked({r.room_id for r in requests if r.room_id is not None})
 
         accepted: list[int] = []
         for index, request in enumerate(requests):
+            if request.sender_id not in active_users:
+                results[index] = SENDER_INACTIVE
+                continue
             if request.receiver_id is not None:
-                allowed = request.receiver_id in active_receivers
+                allowed = request.receiver_id in active_users
             else:
                 allowed = request.sender_id in room_members.get(request.room_id, ())
             if allowed:

@@ -19,12 +19,19 @@ from redis.exceptions import RedisError
 from chat.services import SendRequest, SendResult, messages_send_batch
 from quantumworks import ratelimit
 from quantumworks.db import run_db
+from quantumworks.incidents import new_incident_id
 
 logger = logging.getLogger(__name__)
 
-# Not stored (e.g. the database is restarting): the client sends it again,
-# with the same client_msg_id, after retry_after seconds.
-SERVER_ERROR = SendResult(error="server_error", retry_after=1.0)
+
+def server_error(what: str) -> SendResult:
+    """Not stored (e.g. the database is restarting): the client sends it again,
+    with the same client_msg_id, after retry_after seconds.
+
+    Logs the current exception's traceback under an incident id the sender is told."""
+    incident = new_incident_id()
+    logger.exception("%s (incident %s)", what, incident)
+    return SendResult(error="server_error", retry_after=1.0, incident_id=incident)
 
 
 class MessageWriter:
@@ -58,9 +65,8 @@ class MessageWriter:
                 )
                 try:
                     results = await self._write(batch)
-                except Exception:  # every waiting sender must get an answer
-                    logger.exception("chat batch failed")
-                    results = [SERVER_ERROR] * len(batch)
+                except Exception:  # noqa: BLE001 (logged by server_error); every sender gets an answer
+                    results = [server_error("chat batch failed")] * len(batch)
                 for (_, future), result in zip(batch, results, strict=True):
                     if not future.done():
                         future.set_result(result)
@@ -90,18 +96,16 @@ class MessageWriter:
     async def _store(self, requests: list[SendRequest]) -> list[SendResult]:
         try:
             return await run_db(messages_send_batch)(requests)
-        except Exception:
+        except Exception:  # noqa: BLE001 (retried one by one, each failure logged)
             if len(requests) == 1:
-                logger.exception("chat send failed")
-                return [SERVER_ERROR]
+                return [server_error("chat send failed")]
         # One bad request must not fail the others: retry them one by one.
         results = []
         for request in requests:
             try:
                 results.append((await run_db(messages_send_batch)([request]))[0])
-            except Exception:
-                logger.exception("chat send failed")
-                results.append(SERVER_ERROR)
+            except Exception:  # noqa: BLE001 (server_error logs the traceback)
+                results.append(server_error("chat send failed"))
         return results
 
 

@@ -1,4 +1,4 @@
-"""Account changes that must reach open sockets: deactivation and logout.
+"""Account changes that must reach open sockets: deactivation, deletion and logout.
 
 A socket authenticated once stays open until it closes, so a deactivated or
 logged-out user's sockets are closed explicitly, on every server process, by a
@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
-from django.db.models.signals import post_save, pre_save
+from django.db.models.signals import post_delete, post_save, pre_save
 from django.dispatch import receiver
 
 from quantumworks.realtime import send_control_on_commit, user_group
@@ -56,3 +56,10 @@ def _close_sockets_of_deactivated_user(sender, instance, created, **kwargs) -> N
     if not created and getattr(instance, "_qw_was_active", None):
         with transaction.atomic():
             sessions_close(user_ids=[instance.pk], message=USER_INACTIVE)
+
+
+@receiver(post_delete, sender=get_user_model(), dispatch_uid="qw_user_deleted")
+def _close_sockets_of_deleted_user(sender, instance, **kwargs) -> None:
+    """A deleted user's sockets close like a deactivated one's (SPEC §5 4003), after commit."""
+    with transaction.atomic():
+        sessions_close(user_ids=[instance.pk], message=USER_INACTIVE)

@@ -10,6 +10,7 @@ from channels.security.websocket import WebsocketDenier
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection
+from django.http.request import split_domain_port, validate_host
 from rest_framework_simplejwt.exceptions import ExpiredTokenError, TokenError
 from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.tokens import AccessToken
@@ -164,8 +165,24 @@ def origin_allowed(origin: str | None, host: str | None) -> bool:
     return bool(host) and parsed.netloc.lower() == host.lower()
 
 
+def host_allowed(host: str | None) -> bool:
+    """ALLOWED_HOSTS, as Django applies it to HTTP requests.
+
+    No Host header passes: autobahn refuses such a handshake before it gets
+    here, so only in-process test sockets arrive without one.
+    """
+    if host is None:
+        return True
+    domain, _port = split_domain_port(host)
+    return bool(domain) and validate_host(domain, settings.ALLOWED_HOSTS)
+
+
 class OriginGuard:
-    """Refuses the handshake (HTTP 403) for a foreign browser Origin (CSWSH)."""
+    """Refuses the handshake (HTTP 403) for a foreign Host or browser Origin (CSWSH).
+
+    The Origin check trusts the Host header for "the server's own origin", so
+    the Host must be one of ours first.
+    """
 
     def __init__(self, inner) -> None:
         self.inner = inner
@@ -174,6 +191,9 @@ class OriginGuard:
         if scope["type"] == "websocket":
             origin = _header(scope, b"origin")
             host = _header(scope, b"host")
+            if not host_allowed(host):
+                logger.warning("websocket refused: host %s not allowed", host)
+                return await WebsocketDenier()(scope, receive, send)
             if not origin_allowed(origin, host):
                 logger.warning("websocket refused: origin %s not allowed for host %s", origin, host)
                 return await WebsocketDenier()(scope, receive, send)

@@ -25,7 +25,8 @@ from django.utils import timezone
 from quantumworks import heartbeats, metrics, presence
 from quantumworks.auth import USER_INACTIVE, SocketAuth, socket_session
 from quantumworks.db import run_db
-from quantumworks.protocol import FrameError
+from quantumworks.incidents import new_incident_id
+from quantumworks.protocol import SEND_BUFFER_EXTENSION, SLOW_CONSUMER_CODE, FrameError
 from quantumworks.realtime import (
     BROADCAST_GROUP,
     dumps,
@@ -34,7 +35,7 @@ from quantumworks.realtime import (
     publisher,
     user_group,
 )
-from quantumworks.selectors import events_after, inbox_last_seq
+from quantumworks.selectors import events_after, inbox_last_seq, user_is_active
 
 logger = logging.getLogger("quantumworks.ws")
 GROUP_REFRESH_SECONDS = 3600
@@ -72,7 +73,22 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:
             raise ValueError(f"No handler for message type {message['type']}")
-        await handler(message)
+        if message["type"].startswith("websocket."):
+            await handler(message)  # receive() answers its own faults
+            return
+        try:
+            await handler(message)
+        except Exception as error:
+            # A layer message that fails must not end the consumer: its
+            # disconnect cleanup would never run. The heartbeat's catch-up
+            # resends what a failed delivery missed.
+            logger.error(
+                "layer message %s for user %s failed (incident %s)",
+                message["type"],
+                self.user_id,
+                new_incident_id(),
+                exc_info=error,
+            )
 
     async def send(self, text_data=None, bytes_data=None, close=False) -> None:
         # After a close (4012 on shutdown, 4003, …) a late ack or event has
@@ -80,6 +96,38 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         if self.closing:
             return
         await super().send(text_data=text_data, bytes_data=bytes_data, close=close)
+        buffer = self.send_buffer
+        # `paused` is set by the transport past half the budget: the common
+        # case costs one attribute read, no sum and no syscall.
+        if buffer is not None and buffer.paused and buffer.pending() > self.send_budget:
+            await self.close_slow_consumer(buffer.pending())
+
+    async def wait_for_reader(self) -> bool:
+        """Events read from the database stop at half the budget until the client has read them.
+
+        A replay or gap repair reads far faster than a slow network takes it;
+        waiting here keeps what the socket holds under the budget, so a slow
+        but live client catches up at its own pace. False once the socket is
+        gone or closed as a slow consumer: the caller stops sending.
+        """
+        buffer = self.send_buffer
+        if buffer is None:
+            return not self.closing
+        if buffer.paused and not await buffer.wait_drained(settings.QW_SOCKET_SEND_TIMEOUT_SECONDS):
+            if buffer.open:
+                await self.close_slow_consumer(buffer.pending())
+            return False
+        return buffer.open and not self.closing
+
+    async def close_slow_consumer(self, pending: int) -> None:
+        if self.closing:
+            return
+        logger.warning(
+            "ws refused: slow consumer user=%s holding %d bytes (close 4008 slow_consumer)",
+            self.user_id,
+            pending,
+        )
+        await self.close_with(SLOW_CONSUMER_CODE, "slow_consumer")
 
     async def connect(self) -> None:
         publisher.bind_loop(asyncio.get_running_loop())
@@ -94,6 +142,9 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         self.background: set[asyncio.Task] = set()
         self.expiry_handle: asyncio.TimerHandle | None = None
         self.connected_at = time.monotonic()
+        # Present under quantumworks.serve; in-process test sockets have none.
+        self.send_buffer = self.scope.get("extensions", {}).get(SEND_BUFFER_EXTENSION)
+        self.send_budget = settings.QW_SOCKET_SEND_BUDGET_BYTES
         auth: SocketAuth = self.scope["auth"]
         await self.accept(self.scope.get("accept_subprotocol"))
         if not auth.ok:
@@ -135,17 +186,19 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         logger.info("ws connect user=%s client=%s", self.user_id, client[0])
         last_seq = self.query_last_seq()
         if last_seq is not None:
-            await self.replay(last_seq)
+            try:
+                await self.replay(last_seq)
+            except Exception as error:  # noqa: BLE001 (server_fault logs the traceback)
+                await self.server_fault("replay at connect", error)
 
     def query_last_seq(self) -> int | None:
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
         values = query.get("last_seq")
-        if not values:
+        # ASCII digits only (int() also takes "١٢", "1_0" and 5,000 digits),
+        # within a bigint; anything else is ignored like a missing value.
+        if not values or not values[0].isascii() or not values[0].isdigit() or len(values[0]) > 18:
             return None
-        try:
-            return max(int(values[0]), 0)
-        except ValueError:
-            return None
+        return int(values[0])
 
     async def disconnect(self, code: int) -> None:
         self.closing = True
@@ -206,20 +259,39 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             if error.code == "rate_limited":
                 metrics.RATE_LIMITED.labels(frame_type).inc()
             await self.send_frame(error.as_frame())
-        except Exception:
-            logger.exception("frame %s from user %s failed", frame_type, self.user_id)
-            await self.send_frame(
-                FrameError("server_error", "the server could not process this frame").as_frame()
-            )
+        except Exception as error:  # noqa: BLE001 (server_fault logs the traceback)
+            await self.server_fault(f"frame {frame_type}", error)
+
+    async def server_fault(self, what: str, error: Exception) -> None:
+        """A handler failed: a traceback in the log, and an incident id the client can quote.
+
+        Unless the user is gone: a frame racing its user's deletion is a 4003
+        (SPEC §5), not a fault of ours.
+        """
+        if not await run_db(user_is_active)(self.user_id):
+            logger.info("ws %s: user %s no longer active (close 4003)", what, self.user_id)
+            await self.close_with(4003, "user_inactive")
+            return
+        incident = new_incident_id()
+        logger.error(
+            "%s from user %s failed (incident %s)", what, self.user_id, incident, exc_info=error
+        )
+        await self.send_frame(
+            FrameError(
+                "server_error", "the server could not process this frame", incident_id=incident
+            ).as_frame()
+        )
 
     # --- server → client ------------------------------------------------------
     async def send_frame(self, frame: dict[str, Any]) -> None:
         metrics.FRAMES_OUT.labels(frame["type"]).inc()
         await self.send(text_data=dumps(frame))
 
-    async def send_event_text(self, seq: int, text: str) -> None:
+    async def send_event_text(self, seq: int, text: str) -> bool:
+        """Send one durable event read from the database; False when the socket can take no more."""
         await self.send(text_data=text)
         self.last_sent_seq = seq
+        return await self.wait_for_reader()
 
     async def replay(self, after_seq: int) -> None:
         """Send every event with seq > after_seq in bounded batches, then `resumed`."""
@@ -248,6 +320,8 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
                 await self.send(text_data=event_frame_text(seq, event_type, payload))
                 count += 1
                 cursor = seq
+                if not await self.wait_for_reader():
+                    return
             metrics.FRAMES_OUT.labels("replay").inc(len(rows))
             if len(rows) < batch:
                 break
@@ -271,7 +345,8 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
                 )
                 return
             for seq, event_type, payload in rows:
-                await self.send_event_text(seq, event_frame_text(seq, event_type, payload))
+                if not await self.send_event_text(seq, event_frame_text(seq, event_type, payload)):
+                    return
 
     async def catch_up(self, current: int) -> None:
         """Send events whose doorbell never rang (the layer is at-most-once).
@@ -289,12 +364,20 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             await self._deliver(message)
 
     async def _deliver(self, message: dict[str, Any]) -> None:
+        if self.closing:
+            return  # nothing goes out any more: no gap to repair either
         for seq, event_type, text in message["events"]:
             if seq <= self.last_sent_seq:
                 continue  # already sent by a replay or a repair
             if seq > self.last_sent_seq + 1:
                 await self.repair_gap(seq - 1)
-            await self.send_event_text(seq, text)
+            # Live events do not wait for a slow reader (live events behind
+            # them would pile up in the layer meanwhile): past the budget the
+            # socket is closed and the client resumes, paced, from last_seq.
+            await self.send(text_data=text)
+            if self.closing:
+                return
+            self.last_sent_seq = seq
             metrics.FRAMES_OUT.labels(event_type).inc()
         if "committed_at" in message:
             metrics.DELIVERY_LATENCY.observe(max(time.time() - message["committed_at"], 0))

@@ -17,6 +17,11 @@ ERROR_CODES = frozenset(
     }
 )
 
+# The ASGI scope extension through which a real server (quantumworks.wsprotocol)
+# shows the consumer its socket's outgoing buffer; absent in in-process tests.
+SEND_BUFFER_EXTENSION = "qw.send_buffer"
+SLOW_CONSUMER_CODE = 4008
+
 
 class FrameError(Exception):
     """A client mistake answered with an `error` frame; the socket stays open."""
@@ -28,6 +33,7 @@ class FrameError(Exception):
         *,
         ref: str | None = None,
         retry_after: float | None = None,
+        incident_id: str | None = None,
     ) -> None:
         assert code in ERROR_CODES, code
         super().__init__(message)
@@ -35,6 +41,7 @@ class FrameError(Exception):
         self.message = message
         self.ref = ref
         self.retry_after = retry_after
+        self.incident_id = incident_id  # with server_error: names the logged traceback
 
     def as_frame(self) -> dict[str, Any]:
         frame: dict[str, Any] = {
@@ -45,12 +52,23 @@ class FrameError(Exception):
         frame["ref"] = self.ref
         if self.retry_after is not None:
             frame["retry_after"] = self.retry_after
+        if self.incident_id is not None:
+            frame["incident_id"] = self.incident_id
         return frame
+
+
+# Ids and seqs are PostgreSQL bigints; orjson parses integers up to 2**64 - 1,
+# which the database would refuse with an error instead of an answer.
+BIGINT_MAX = 2**63 - 1
 
 
 def require_int(frame: dict[str, Any], field: str) -> int:
     value = frame.get(field)
-    if isinstance(value, bool) or not isinstance(value, int):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or not -BIGINT_MAX <= value <= BIGINT_MAX
+    ):
         raise FrameError("invalid_message", f"'{field}' must be an integer")
     return value
 

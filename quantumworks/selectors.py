@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from quantumworks.models import Event, UserInbox
@@ -37,3 +38,8 @@ def events_after(
 
 def retention_cutoff() -> datetime:
     return timezone.now() - timedelta(days=settings.QW_EVENT_RETENTION_DAYS)
+
+
+def user_is_active(user_id: int) -> bool:
+    """False once the user is deleted or deactivated."""
+    return get_user_model().objects.filter(pk=user_id, is_active=True).exists()

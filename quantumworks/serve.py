@@ -6,7 +6,9 @@ uvicorn (uvloop + httptools, quantumworks/serve_uvicorn.py) is the default:
 on `make bench` it held 10,000 sockets opened at 500/s where daphne reset
 most of them, and delivered more chat per CPU second (docs/performance.md).
 
-- frames over 64 KiB are refused by the WebSocket layer itself (close 1009);
+- frames over 64 KiB are refused by the WebSocket layer itself (close 1009;
+  daphne: reason `too_large` and a per-socket send budget, 4008,
+  quantumworks.wsprotocol);
 - the access log never shows a token (`token=` is redacted);
 - on SIGTERM/SIGINT every open socket is closed with 4012 `service_restart`
   (clients reconnect to another node at once), then the process exits
@@ -40,20 +42,6 @@ class RedactingStream:
 
     def flush(self) -> None:
         self.stream.flush()
-
-
-class ClosingWebSocketFactory:
-    """autobahn fails an oversized frame by dropping TCP (the browser sees 1006)
-    unless failByDrop is off; daphne does not expose the option."""
-
-    @staticmethod
-    def wrap(factory_class):
-        class Factory(factory_class):
-            def setProtocolOptions(self, **options):
-                options.setdefault("failByDrop", False)
-                super().setProtocolOptions(**options)
-
-        return Factory
 
 
 def graceful_stop(finish: Callable[[], None]) -> Callable[..., None]:
@@ -115,13 +103,13 @@ def main(argv: list[str] | None = None) -> None:
     # daphne.server installs the asyncio reactor on import: before anything else twisted.
     import daphne.server
     from daphne.access import AccessLogGenerator
-    from daphne.server import Server
     from django.conf import settings
     from twisted.internet import reactor
 
     from quantumworks.asgi import application
+    from quantumworks.wsprotocol import QWServer, QWWebSocketFactory
 
-    daphne.server.WebSocketFactory = ClosingWebSocketFactory.wrap(daphne.server.WebSocketFactory)
+    daphne.server.WebSocketFactory = QWWebSocketFactory
     proxy_headers = {}
     if settings.QW_TRUSTED_PROXIES:
         from quantumworks.proxy import install_daphne_parser, trusted_networks
@@ -131,7 +119,7 @@ def main(argv: list[str] | None = None) -> None:
             "proxy_forwarded_address_header": "X-Forwarded-For",
             "proxy_forwarded_proto_header": "X-Forwarded-Proto",
         }
-    server = Server(
+    server = QWServer(
         application=application,
         endpoints=[f"tcp:port={args.port}:interface={args.host}:backlog={LISTEN_BACKLOG}"],
         signal_handlers=False,

@@ -198,6 +198,13 @@ QW_DB_THREADS = env.int("QW_DB_THREADS", default=8)
 QW_WRITER_MAX_BATCH = env.int("QW_WRITER_MAX_BATCH", default=200)
 QW_WRITER_CONCURRENCY = env.int("QW_WRITER_CONCURRENCY", default=2)
 QW_MAX_FRAME_BYTES = 64 * 1024
+# What one socket may hold for a client that does not read (SPEC §5 4008):
+# past the budget it is closed. Replays and gap repairs pause at half of it
+# until the client has read what is queued, closing after the timeout.
+QW_SOCKET_SEND_BUDGET_BYTES = max(
+    env.int("QW_SOCKET_SEND_BUDGET_BYTES", default=1024 * 1024), 2 * QW_MAX_FRAME_BYTES
+)
+QW_SOCKET_SEND_TIMEOUT_SECONDS = env.float("QW_SOCKET_SEND_TIMEOUT_SECONDS", default=10)
 DAPHNE_WEBSOCKET_MAX_MESSAGE_SIZE = QW_MAX_FRAME_BYTES
 DAPHNE_WEBSOCKET_MAX_FRAME_SIZE = QW_MAX_FRAME_BYTES
 

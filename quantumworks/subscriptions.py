@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from quantumworks.db import run_db
@@ -28,11 +29,16 @@ def _can_subscribe(kind: str, object_id: int, user_id: int, is_staff: bool) -> b
 GROUP_OF_KIND = {"task": task_group, "project": project_group, "room": room_group}
 
 
+# ASCII digits only: str.isdigit() accepts "²" and "①", which int() refuses,
+# and int() accepts "١٢"; 18 digits always fit a bigint.
+_CHANNEL = re.compile(rf"({'|'.join(GROUP_OF_KIND)}):([0-9]{{1,18}})")
+
+
 def parse_channel(channel: str) -> tuple[str, int] | None:
-    kind, _, raw_id = channel.partition(":")
-    if kind not in GROUP_OF_KIND or not raw_id.isdigit() or len(raw_id) > 18:
+    match = _CHANNEL.fullmatch(channel)
+    if match is None:
         return None
-    return kind, int(raw_id)
+    return match[1], int(match[2])
 
 
 async def subscribe(consumer, frame: dict[str, Any]) -> None:

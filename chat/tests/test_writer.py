@@ -158,18 +158,18 @@ async def test_sends_arriving_while_the_writer_is_busy_commit_in_one_transaction
 
 
 async def test_a_send_that_fails_in_a_batch_does_not_fail_the_others(amake_user, caplog):
-    """A sender whose account is gone fails the batch's commit (foreign key); only it errs."""
+    """A row PostgreSQL refuses (a NUL, which clean_content would have removed) fails the
+    batch's insert; only it errs, with an incident id naming the logged traceback."""
     bob = await amake_user("bob")
     senders = [await amake_user(f"sender{i}") for i in range(3)]
     gone = await amake_user("gone")
-    await sync_to_async(gone.delete)()
 
     def request(sender_id: int, content: str) -> SendRequest:
         return SendRequest(sender_id=sender_id, receiver_id=bob.id, content=content)
 
     requests = [
         request(senders[0].id, "m0"),
-        request(gone.id, "lost"),
+        request(gone.id, "lo\x00st"),
         request(senders[1].id, "m1"),
     ]
     requests.append(request(senders[2].id, "m2"))
@@ -181,9 +181,24 @@ async def test_a_send_that_fails_in_a_batch_does_not_fail_the_others(amake_user,
     assert sorted(stored) == ["m0", "m1", "m2"]
     ids = await sync_to_async(lambda: dict(ChatMessage.objects.values_list("content", "id")))()
     assert [results[i].message_id for i in (0, 2, 3)] == [ids["m0"], ids["m1"], ids["m2"]]
-    assert [r.getMessage() for r in caplog.records if r.name == "chat.writer"] == [
-        "chat send failed"
-    ]
+    logged = [r.getMessage() for r in caplog.records if r.name == "chat.writer"]
+    assert logged == [f"chat send failed (incident {results[1].incident_id})"]
+
+
+async def test_a_sender_deleted_a_moment_ago_is_refused_alone_without_a_traceback(
+    amake_user, caplog
+):
+    """The socket's close is on its way; the send itself must not become a server error."""
+    bob, alice, gone = await amake_user("bob"), await amake_user("alice"), await amake_user("gone")
+    gone_id = gone.id  # delete() clears it
+    await sync_to_async(gone.delete)()
+    results = await asyncio.gather(
+        writer.submit(SendRequest(sender_id=gone_id, receiver_id=bob.id, content="lost")),
+        writer.submit(SendRequest(sender_id=alice.id, receiver_id=bob.id, content="kept")),
+    )
+    assert [result.error for result in results] == ["user_inactive", None]
+    assert sorted(await transaction_of_each_message()) == ["kept"]
+    assert not [r for r in caplog.records if r.name == "chat.writer"]
 
 
 async def test_redis_outage_lets_messages_through_unlimited_and_logs_it(

@@ -122,3 +122,26 @@ class ServerProcess:
                 raise AssertionError(f"never logged {texts}; output: {output[-2000:]}")
             time.sleep(0.05)
         return output
+
+    def metric(self, name: str) -> float:
+        """One unlabelled sample from the process's /metrics."""
+        with urllib.request.urlopen(f"{self.http_url}/metrics", timeout=5) as response:
+            for line in response.read().decode().splitlines():
+                if line.startswith(name + " "):
+                    return float(line.split()[1])
+        raise AssertionError(f"no metric {name}")
+
+    def wait_for_metric(self, name: str, value: float, timeout: float = 10) -> None:
+        deadline = time.monotonic() + timeout
+        while (current := self.metric(name)) != value:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{name} is {current}, expected {value}")
+            time.sleep(0.05)
+
+    def rss_bytes(self) -> int:
+        """Resident memory of the server process (VmRSS)."""
+        with open(f"/proc/{self.process.pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+        raise AssertionError("no VmRSS")

@@ -16,24 +16,9 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from conftest import token_for
 from quantumworks.models import Event
-from quantumworks.testing.servers import ServerProcess
 from quantumworks.testing.ws import next_of_type
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
-
-
-@pytest.fixture
-def servers():
-    started: list[ServerProcess] = []
-
-    def start(**env) -> ServerProcess:
-        server = ServerProcess(**env).start()
-        started.append(server)
-        return server
-
-    yield start
-    for server in started:
-        server.stop()
 
 
 async def test_message_sent_on_one_process_arrives_on_the_other(amake_user, servers):

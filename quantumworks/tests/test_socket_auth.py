@@ -129,6 +129,7 @@ async def test_own_origin_and_no_origin_are_allowed(amake_user, open_socket):
 
 async def test_listed_origin_is_allowed(amake_user, open_socket, settings):
     settings.QW_ALLOWED_ORIGINS = ["https://app.quantumworks.example"]
+    settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "api.internal"]
     user = await amake_user("alice")
     socket = await open_socket(
         token=token_for(user),
@@ -138,3 +139,20 @@ async def test_listed_origin_is_allowed(amake_user, open_socket, settings):
         ],
     )
     assert socket.hello["user_id"] == user.id
+
+
+@pytest.mark.parametrize("host", ["evil.example", "127.0.0.1.evil.example:8000", "", "[::1"])
+async def test_host_outside_allowed_hosts_is_refused_at_handshake(amake_user, host):
+    from channels.testing import WebsocketCommunicator
+
+    from quantumworks.asgi import application
+
+    user = await amake_user("alice")
+    communicator = WebsocketCommunicator(
+        application,
+        f"/ws/?token={token_for(user)}",
+        headers=[(b"origin", f"http://{host}".encode()), (b"host", host.encode())],
+    )
+    connected, _ = await communicator.connect()
+    assert connected is False
+    await communicator.disconnect()

@@ -1,6 +1,10 @@
 """Malformed frames get an error and keep the socket open (SPEC §5)."""
 
+from urllib.parse import quote
+
 import pytest
+from asgiref.sync import sync_to_async
+from django.db import transaction
 
 from conftest import token_for
 
@@ -111,3 +115,49 @@ async def test_malformed_channels_are_forbidden(socket, channel):
     await socket.send({"type": "subscribe", "channel": channel})
     error = await socket.receive_type("error")
     assert error["code"] == "forbidden"
+
+
+@pytest.mark.parametrize("channel", ["task:²", "room:①", "project:١٢", "task:" + "9" * 19])
+async def test_non_ascii_digit_and_huge_channel_ids_are_forbidden(socket, channel):
+    await socket.send({"type": "subscribe", "channel": channel})
+    error = await socket.receive_type("error")
+    assert (error["code"], error["ref"]) == ("forbidden", None)
+    # unsubscribe is idempotent: an unknown channel is simply not subscribed
+    await socket.send({"type": "unsubscribe", "channel": channel})
+    assert await socket.receive_type("unsubscribed") == {"type": "unsubscribed", "channel": channel}
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        {"type": "message_received", "message_id": 2**64 - 1},
+        {"type": "read_receipt", "message_id": -(2**63)},
+        {"type": "resume", "last_seq": 2**63},
+        {"type": "chat_message", "receiver_id": 2**64 - 1, "content": "hi"},
+        {"type": "typing", "room_id": 2**63},
+    ],
+)
+async def test_ids_beyond_bigint_are_invalid(socket, frame):
+    await socket.send(frame)
+    assert (await socket.receive_type("error"))["code"] == "invalid_message"
+    await socket.send({"type": "ping"})
+    await socket.receive_type("pong")
+
+
+@pytest.mark.parametrize("last_seq", ["١", "1_0", "99999999999999999999", "-1", " 1"])
+async def test_odd_last_seq_in_the_query_is_ignored(amake_user, open_socket, last_seq):
+    from quantumworks.realtime import record_event
+
+    user = await amake_user("alice")
+
+    @sync_to_async
+    def two_events():
+        with transaction.atomic():
+            for n in range(2):
+                record_event(type="notification", payload={"n": n}, user_ids=[user.id])
+
+    await two_events()
+    socket = await open_socket(token=token_for(user), query=f"last_seq={quote(last_seq)}")
+    assert socket.hello["last_seq"] == 2
+    await socket.send({"type": "ping"})
+    assert (await socket.receive())["type"] == "pong"  # no replay came first
