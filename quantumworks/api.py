@@ -10,7 +10,6 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from rest_framework import serializers
 from rest_framework.decorators import api_view
 from rest_framework.generics import ListAPIView
-from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.settings import api_settings
@@ -18,6 +17,7 @@ from rest_framework_simplejwt.tokens import RefreshToken
 
 from quantumworks.accounts import LOGGED_OUT, sessions_close
 from quantumworks.models import Event
+from quantumworks.pagination import IntegerCursorPagination
 
 
 class MeSerializer(serializers.Serializer):
@@ -39,8 +39,8 @@ class EventSerializer(serializers.ModelSerializer):
         fields = ["seq", "type", "payload", "created_at"]
 
 
-class SeqPagination(CursorPagination):
-    # Ordered by the (user, seq) unique key: pages stay stable while events arrive.
+class SeqPagination(IntegerCursorPagination):
+    # Oldest first by the (user, seq) unique key.
     ordering = "seq"
     page_size = 200
     page_size_query_param = "page_size"
