@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import threading
+
 from django.conf import settings
 from django.db import connection, transaction
 from django.http import HttpResponse, JsonResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.views import SpectacularAPIView
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from rest_framework import serializers
 from rest_framework.decorators import api_view
@@ -88,6 +91,30 @@ def logout(request):
         refresh.blacklist()
         sessions_close(user_ids=[request.user.pk], message=LOGGED_OUT)
     return Response(status=204)
+
+
+class SchemaView(SpectacularAPIView):
+    """The OpenAPI schema, built once per process and version.
+
+    drf-spectacular builds it on every request with module-level state that
+    concurrent builds corrupt: the first requests of a fresh process, all at
+    once, got 500s. One build at a time, then the cached schema.
+    """
+
+    _built: dict[tuple, Response] = {}
+    _lock = threading.Lock()
+    # `?version=` and `?lang=` are free text: a bounded cache, or clients could fill memory.
+    MAX_CACHED = 8
+
+    def _get_schema_response(self, request):
+        key = (request.GET.get("version"), request.GET.get("lang"))
+        with self._lock:
+            cached = self._built.get(key)
+            if cached is None:
+                cached = super()._get_schema_response(request)
+                if len(self._built) < self.MAX_CACHED:
+                    self._built[key] = cached
+        return Response(cached.data, headers={"Content-Disposition": cached["Content-Disposition"]})
 
 
 def healthz(request):
