@@ -16,11 +16,11 @@ from rest_framework.generics import ListAPIView
 from rest_framework.response import Response
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.settings import api_settings
-from rest_framework_simplejwt.tokens import RefreshToken
 
-from quantumworks.accounts import LOGGED_OUT, sessions_close
+from quantumworks.accounts import LOGGED_OUT, sessions_end
 from quantumworks.models import Event
 from quantumworks.pagination import IntegerCursorPagination
+from quantumworks.tokens import RefreshToken
 
 
 class MeSerializer(serializers.Serializer):
@@ -78,7 +78,7 @@ class LogoutSerializer(serializers.Serializer):
 @extend_schema(request=LogoutSerializer, responses={204: None})
 @api_view(["POST"])
 def logout(request):
-    """Blacklist the refresh token and close every socket of the user (4001)."""
+    """Blacklist the refresh token, refuse the user's access tokens, close their sockets (4001)."""
     serializer = LogoutSerializer(data=request.data)
     serializer.is_valid(raise_exception=True)
     try:
@@ -89,7 +89,7 @@ def logout(request):
         raise serializers.ValidationError({"refresh": ["not your token"]})
     with transaction.atomic():
         refresh.blacklist()
-        sessions_close(user_ids=[request.user.pk], message=LOGGED_OUT)
+        sessions_end(user_ids=[request.user.pk], message=LOGGED_OUT, all_refresh_tokens=False)
     return Response(status=204)
 
 

@@ -167,7 +167,7 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework_simplejwt.authentication.JWTAuthentication",
+        "quantumworks.authentication.JWTAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -189,6 +189,10 @@ SIMPLE_JWT = {
     "REFRESH_TOKEN_LIFETIME": timedelta(days=env.int("QW_REFRESH_TOKEN_DAYS", default=7)),
     "ROTATE_REFRESH_TOKENS": False,
     "UPDATE_LAST_LOGIN": False,
+    # Sub-second `iat`: logout refuses tokens issued before it, not a sign-in right after.
+    "AUTH_TOKEN_CLASSES": ("quantumworks.tokens.AccessToken",),
+    "TOKEN_OBTAIN_SERIALIZER": "quantumworks.tokens.TokenObtainPairSerializer",
+    "TOKEN_REFRESH_SERIALIZER": "quantumworks.tokens.TokenRefreshSerializer",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "QuantumWorks Realtime API",
