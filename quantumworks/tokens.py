@@ -14,7 +14,7 @@ from datetime import datetime
 
 from django.contrib.auth import get_user_model
 from rest_framework_simplejwt import serializers, tokens
-from rest_framework_simplejwt.exceptions import AuthenticationFailed
+from rest_framework_simplejwt.exceptions import AuthenticationFailed, TokenError
 from rest_framework_simplejwt.settings import api_settings
 
 
@@ -24,7 +24,16 @@ class _PreciseIssuedAt:
 
 
 class AccessToken(_PreciseIssuedAt, tokens.AccessToken):
-    pass
+    def verify(self) -> None:
+        super().verify()
+        # Only this server signs tokens, but a user id that is not an integer
+        # would fail in the user lookup: refuse it like any other bad token.
+        user_id = self.payload.get(api_settings.USER_ID_CLAIM)
+        if user_id is not None and not (
+            (isinstance(user_id, int) and not isinstance(user_id, bool))
+            or (isinstance(user_id, str) and user_id.isascii() and user_id.isdigit())
+        ):
+            raise TokenError("Token is invalid")
 
 
 class RefreshToken(_PreciseIssuedAt, tokens.RefreshToken):
