@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from drf_spectacular.contrib.rest_framework_simplejwt import SimpleJWTScheme
 from rest_framework_simplejwt import authentication
 from rest_framework_simplejwt.exceptions import AuthenticationFailed, InvalidToken
 from rest_framework_simplejwt.settings import api_settings
@@ -32,3 +33,9 @@ class JWTAuthentication(authentication.JWTAuthentication):
         ):
             raise AuthenticationFailed("Token is revoked", code="token_not_valid")
         return token
+
+
+class JWTScheme(SimpleJWTScheme):
+    """The OpenAPI security scheme of the class above: simplejwt's bearer JWT."""
+
+    target_class = JWTAuthentication
