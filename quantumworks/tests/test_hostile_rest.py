@@ -201,7 +201,7 @@ def test_a_server_fault_is_a_500_whose_incident_id_is_on_the_logged_traceback(
     assert "secret internal detail" in caplog.text
 
 
-@pytest.mark.parametrize("query", ["", "?format=json", "?format=%20"])
+@pytest.mark.parametrize("query", ["", "?format=json", "?format=%20", "?version=%0D", "?lang=%0D"])
 @pytest.mark.parametrize("route", ["/api/docs/", "/api/schema/"])
 def test_the_public_docs_ignore_a_bad_token(route, query):
     from django.test import Client
