@@ -8,6 +8,10 @@ accepted (REST, socket connect, `authenticate` frames). The check is one
 Redis GET, no database query. A key lives as long as an access token
 does: past that every token it could refuse has expired anyway.
 
+Like the rate limits, a Redis outage fails open: the check lets the token
+through and logs one line (signature, expiry, user and blacklist checks
+still apply); the database stays the only hard dependency.
+
 Without REDIS_URL (the single-process demo) the watermarks live in process
 memory. Tokens carry a sub-second `iat` (quantumworks.tokens), so a
 sign-in right after a logout is never refused.
@@ -15,14 +19,17 @@ sign-in right after a logout is never refused.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 
 from django.conf import settings
+from redis.exceptions import RedisError
 from rest_framework_simplejwt.settings import api_settings
 
 from quantumworks.redis_client import async_redis, sync_redis
 
+logger = logging.getLogger("quantumworks.revocation")
 _memory: dict[str, tuple[float, float]] = {}  # user id → (watermark, forget at)
 _memory_lock = threading.Lock()
 
@@ -41,7 +48,10 @@ def access_tokens_revoke(*, user_id: int) -> None:
     """Refuse every access token of this user issued before now."""
     now = time.time()
     if settings.REDIS_URL:
-        sync_redis().set(_key(user_id), repr(now), px=int(_lifetime_seconds() * 1000))
+        try:
+            sync_redis().set(_key(user_id), repr(now), px=int(_lifetime_seconds() * 1000))
+        except RedisError as error:
+            logger.error("access tokens of user %s not revoked: Redis: %s", user_id, error)
         return
     with _memory_lock:
         for stale in [key for key, (_, forget_at) in _memory.items() if forget_at < now]:
@@ -67,11 +77,19 @@ def _memory_watermark(user_id: object) -> float | None:
 
 def access_token_revoked(*, user_id: object, issued_at: object) -> bool:
     if settings.REDIS_URL:
-        return _revoked(sync_redis().get(_key(user_id)), issued_at)
+        try:
+            return _revoked(sync_redis().get(_key(user_id)), issued_at)
+        except RedisError as error:
+            logger.warning("token revocation not checked: Redis: %s", error)
+            return False
     return _revoked(_memory_watermark(user_id), issued_at)
 
 
 async def access_token_revoked_async(*, user_id: object, issued_at: object) -> bool:
     if settings.REDIS_URL:
-        return _revoked(await async_redis().get(_key(user_id)), issued_at)
+        try:
+            return _revoked(await async_redis().get(_key(user_id)), issued_at)
+        except RedisError as error:
+            logger.warning("token revocation not checked: Redis: %s", error)
+            return False
     return _revoked(_memory_watermark(user_id), issued_at)
