@@ -249,3 +249,16 @@ async def test_a_session_ended_on_one_process_is_ended_on_another(
                 await next_of_type(ws, "message_sent")
     finally:
         await asyncio.to_thread(other.stop)
+
+
+def test_refreshing_a_deleted_users_token_is_a_401(make_user):
+    make_user("alice")
+    _, refresh = sign_in("alice")
+    from django.contrib.auth import get_user_model
+
+    get_user_model().objects.filter(username="alice").delete()
+    response = Client(raise_request_exception=False).post(
+        "/api/auth/token/refresh/", {"refresh": refresh}, content_type="application/json"
+    )
+    assert response.status_code == 401, response.content
+    assert response.json()["code"] == "no_active_account"
