@@ -14,11 +14,11 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connections
 from rest_framework.test import APIClient
-from rest_framework_simplejwt.tokens import AccessToken
 
 from quantumworks import realtime
 from quantumworks.asgi import application
 from quantumworks.db import close_db_thread_connections
+from quantumworks.tokens import AccessToken
 
 PASSWORD = "correct-horse-battery"
 

@@ -9,7 +9,6 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_seriali
 from rest_framework import serializers, status
 from rest_framework.exceptions import APIException, NotFound, PermissionDenied
 from rest_framework.generics import GenericAPIView
-from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -33,20 +32,12 @@ from chat.services import (
     room_remove_member,
 )
 from quantumworks import ratelimit
+from quantumworks.pagination import NewestFirstPagination
 
 RateLimitedSerializer = inline_serializer(
     "RateLimited",
     {"detail": serializers.CharField(), "retry_after": serializers.FloatField()},
 )
-
-
-class HistoryPagination(CursorPagination):
-    # Ordered by the primary key: pages stay stable while new messages arrive,
-    # and ids are unique, so no page can repeat or skip a message.
-    ordering = "-id"
-    page_size = 50
-    page_size_query_param = "page_size"
-    max_page_size = 200
 
 
 class ConversationList(APIView):
@@ -57,7 +48,7 @@ class ConversationList(APIView):
 
 
 class MessageListCreate(GenericAPIView):
-    pagination_class = HistoryPagination
+    pagination_class = NewestFirstPagination
     serializer_class = MessageSerializer
 
     @extend_schema(

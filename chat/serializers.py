@@ -9,7 +9,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from chat.selectors import active_user_ids, user_exists
-from chat.services import clean_content
+from chat.services import CONTENT_NOT_TEXT, clean_content
 from quantumworks.protocol import FrameError
 
 
@@ -37,6 +37,7 @@ class ContentField(serializers.Field):
     default_error_messages = {
         "invalid": "Not a valid string.",
         "blank": "This field may not be blank.",
+        "not_text": "Not valid Unicode text.",
         "too_large": "Ensure this field has no more than 10,000 characters and 10 KiB.",
     }
 
@@ -46,7 +47,9 @@ class ContentField(serializers.Field):
         try:
             return clean_content(data)
         except FrameError as error:
-            self.fail("too_large" if error.code == "too_large" else "blank")
+            if error.code == "too_large":
+                self.fail("too_large")
+            self.fail("not_text" if error.message == CONTENT_NOT_TEXT else "blank")
 
     def to_representation(self, value: str) -> str:
         return value

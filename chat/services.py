@@ -34,6 +34,7 @@ from quantumworks.realtime import (
 
 MAX_CONTENT_CHARS = 10_000
 MAX_CONTENT_BYTES = 10 * 1024
+CONTENT_NOT_TEXT = "'content' is not valid Unicode text"
 _CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
@@ -44,7 +45,11 @@ def clean_content(raw: object) -> str:
     content = _CONTROL_CHARS.sub("", raw).strip()
     if not content:
         raise FrameError("invalid_message", "'content' is empty")
-    if len(content) > MAX_CONTENT_CHARS or len(content.encode("utf-8")) > MAX_CONTENT_BYTES:
+    try:
+        size = len(content.encode("utf-8"))
+    except UnicodeEncodeError:  # a lone surrogate: no UTF-8 text, nothing a database can store
+        raise FrameError("invalid_message", CONTENT_NOT_TEXT) from None
+    if len(content) > MAX_CONTENT_CHARS or size > MAX_CONTENT_BYTES:
         raise FrameError("too_large", "'content' exceeds 10,000 characters or 10 KiB")
     return content
 

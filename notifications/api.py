@@ -5,7 +5,6 @@ from __future__ import annotations
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.exceptions import NotFound
 from rest_framework.generics import ListAPIView
-from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -16,15 +15,10 @@ from notifications.serializers import (
     NotificationSerializer,
     ReadAllResultSerializer,
 )
+from quantumworks.pagination import NewestFirstPagination
 
 
-class NotificationPagination(CursorPagination):
-    # Ordered by the primary key: pages stay stable while new notifications arrive.
-    ordering = "-id"
-    page_size = 50
-    page_size_query_param = "page_size"
-    max_page_size = 200
-
+class NotificationPagination(NewestFirstPagination):
     def get_paginated_response_schema(self, schema):
         response_schema = super().get_paginated_response_schema(schema)
         response_schema["properties"]["unread_count"] = {

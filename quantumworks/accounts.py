@@ -1,8 +1,11 @@
-"""Account changes that must reach open sockets: deactivation, deletion and logout.
+"""Account changes that end sessions: logout, deactivation, deletion, a password change.
 
-A socket authenticated once stays open until it closes, so a deactivated or
-logged-out user's sockets are closed explicitly, on every server process, by a
-control message to their `user.{id}` group after the change commits.
+A JWT is valid by its signature until it expires and a socket authenticated
+once stays open, so ending a session takes three steps, all after the change
+commits and on every server process: access tokens issued until now are
+refused (quantumworks.revocation), refresh tokens are blacklisted (all of
+them for deactivation and a password change; logout blacklists its own),
+and open sockets are closed by a control message to their `user.{id}` group.
 """
 
 from __future__ import annotations
@@ -13,16 +16,34 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models.signals import post_delete, post_save, pre_save
 from django.dispatch import receiver
+from django.utils import timezone
+from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 
 from quantumworks.realtime import send_control_on_commit, user_group
+from quantumworks.revocation import access_tokens_revoke
 
 USER_INACTIVE = {"type": "session.close", "code": 4003, "reason": "user_inactive"}
 LOGGED_OUT = {"type": "session.close", "code": 4001, "reason": "invalid_token"}
 
 
-def sessions_close(*, user_ids: Iterable[int], message: dict) -> None:
-    """Close every open socket of these users once the current transaction commits."""
+def refresh_tokens_blacklist(*, user_ids: Iterable[int]) -> None:
+    """Blacklist every unexpired refresh token issued to these users."""
+    outstanding = OutstandingToken.objects.filter(
+        user_id__in=list(user_ids), expires_at__gt=timezone.now(), blacklistedtoken__isnull=True
+    )
+    BlacklistedToken.objects.bulk_create(
+        [BlacklistedToken(token=token) for token in outstanding], ignore_conflicts=True
+    )
+
+
+def sessions_end(*, user_ids: Iterable[int], message: dict, all_refresh_tokens: bool) -> None:
+    """End these users' sessions once the current transaction commits (see the module doc)."""
+    user_ids = list(user_ids)
+    if all_refresh_tokens:
+        refresh_tokens_blacklist(user_ids=user_ids)
     for user_id in user_ids:
+        # Tokens first: a socket reconnecting after the close must be refused.
+        transaction.on_commit(lambda user_id=user_id: access_tokens_revoke(user_id=user_id))
         send_control_on_commit(user_group(user_id), message)
 
 
@@ -36,7 +57,7 @@ def users_deactivate(*, user_ids: Iterable[int]) -> int:
             .values_list("id", flat=True)
         )
         get_user_model().objects.filter(id__in=changed).update(is_active=False)
-        sessions_close(user_ids=changed, message=USER_INACTIVE)
+        sessions_end(user_ids=changed, message=USER_INACTIVE, all_refresh_tokens=True)
     return len(changed)
 
 
@@ -51,15 +72,27 @@ def _remember_previous_active(sender, instance, **kwargs) -> None:
 
 
 @receiver(post_save, sender=get_user_model(), dispatch_uid="qw_user_deactivated")
-def _close_sockets_of_deactivated_user(sender, instance, created, **kwargs) -> None:
-    """The admin's "active" checkbox (or any save) turning a user inactive."""
-    if not created and getattr(instance, "_qw_was_active", None):
+def _end_sessions_on_deactivation_or_new_password(sender, instance, created, **kwargs) -> None:
+    """The admin's "active" checkbox, or a new password (admin, password change, a script).
+
+    `set_password` leaves the raw password on the instance until its save
+    finishes; a hash upgrade at login clears it first, so it ends nothing.
+    """
+    if created:
+        return
+    if getattr(instance, "_qw_was_active", None):
         with transaction.atomic():
-            sessions_close(user_ids=[instance.pk], message=USER_INACTIVE)
+            sessions_end(user_ids=[instance.pk], message=USER_INACTIVE, all_refresh_tokens=True)
+    elif getattr(instance, "_password", None) is not None:
+        with transaction.atomic():
+            sessions_end(user_ids=[instance.pk], message=LOGGED_OUT, all_refresh_tokens=True)
 
 
 @receiver(post_delete, sender=get_user_model(), dispatch_uid="qw_user_deleted")
-def _close_sockets_of_deleted_user(sender, instance, **kwargs) -> None:
-    """A deleted user's sockets close like a deactivated one's (SPEC §5 4003), after commit."""
+def _end_sessions_of_deleted_user(sender, instance, **kwargs) -> None:
+    """A deleted user's sockets close like a deactivated one's (SPEC §5 4003), after commit.
+
+    Their refresh tokens went with the user row (cascade); nothing to blacklist.
+    """
     with transaction.atomic():
-        sessions_close(user_ids=[instance.pk], message=USER_INACTIVE)
+        sessions_end(user_ids=[instance.pk], message=USER_INACTIVE, all_refresh_tokens=False)

@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
+import threading
+
 from django.conf import settings
 from django.db import connection, transaction
 from django.http import HttpResponse, JsonResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.views import SpectacularAPIView
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from rest_framework import serializers
 from rest_framework.decorators import api_view
 from rest_framework.generics import ListAPIView
-from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.settings import api_settings
-from rest_framework_simplejwt.tokens import RefreshToken
 
-from quantumworks.accounts import LOGGED_OUT, sessions_close
+from quantumworks.accounts import LOGGED_OUT, sessions_end
 from quantumworks.models import Event
+from quantumworks.pagination import IntegerCursorPagination
+from quantumworks.tokens import RefreshToken
 
 
 class MeSerializer(serializers.Serializer):
@@ -39,8 +42,8 @@ class EventSerializer(serializers.ModelSerializer):
         fields = ["seq", "type", "payload", "created_at"]
 
 
-class SeqPagination(CursorPagination):
-    # Ordered by the (user, seq) unique key: pages stay stable while events arrive.
+class SeqPagination(IntegerCursorPagination):
+    # Oldest first by the (user, seq) unique key.
     ordering = "seq"
     page_size = 200
     page_size_query_param = "page_size"
@@ -75,7 +78,7 @@ class LogoutSerializer(serializers.Serializer):
 @extend_schema(request=LogoutSerializer, responses={204: None})
 @api_view(["POST"])
 def logout(request):
-    """Blacklist the refresh token and close every socket of the user (4001)."""
+    """Blacklist the refresh token, refuse the user's access tokens, close their sockets (4001)."""
     serializer = LogoutSerializer(data=request.data)
     serializer.is_valid(raise_exception=True)
     try:
@@ -86,8 +89,37 @@ def logout(request):
         raise serializers.ValidationError({"refresh": ["not your token"]})
     with transaction.atomic():
         refresh.blacklist()
-        sessions_close(user_ids=[request.user.pk], message=LOGGED_OUT)
+        sessions_end(user_ids=[request.user.pk], message=LOGGED_OUT, all_refresh_tokens=False)
     return Response(status=204)
+
+
+class SchemaView(SpectacularAPIView):
+    """The OpenAPI schema, built once per process and language.
+
+    drf-spectacular builds it on every request with module-level state that
+    concurrent builds corrupt: the first requests of a fresh process, all at
+    once, got 500s. One build at a time, then the cached schema.
+    """
+
+    _built: dict[str | None, Response] = {}
+    _lock = threading.Lock()
+    # `?lang=` is free text: a bounded cache, or clients could fill memory.
+    MAX_CACHED = 8
+
+    def _get_version_parameter(self, request):
+        # The API has one version; `?version=` went unchecked into the
+        # Content-Disposition header (a "\r" in it was a 500).
+        return None
+
+    def _get_schema_response(self, request):
+        key = request.GET.get("lang")
+        with self._lock:
+            cached = self._built.get(key)
+            if cached is None:
+                cached = super()._get_schema_response(request)
+                if len(self._built) < self.MAX_CACHED:
+                    self._built[key] = cached
+        return Response(cached.data, headers={"Content-Disposition": cached["Content-Disposition"]})
 
 
 def healthz(request):

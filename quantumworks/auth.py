@@ -13,9 +13,10 @@ from django.db import connection
 from django.http.request import split_domain_port, validate_host
 from rest_framework_simplejwt.exceptions import ExpiredTokenError, TokenError
 from rest_framework_simplejwt.settings import api_settings
-from rest_framework_simplejwt.tokens import AccessToken
 
 from quantumworks.db import run_db
+from quantumworks.revocation import access_token_revoked_async
+from quantumworks.tokens import AccessToken
 
 logger = logging.getLogger("quantumworks.auth")
 
@@ -27,6 +28,7 @@ class SocketAuth:
     user_id: int | None = None
     is_staff: bool = False
     expires_at: float | None = None  # unix time of the access token's `exp`
+    issued_at: float | None = None  # the token's `iat`, for the revocation check
     close_code: int | None = None
     close_reason: str | None = None
 
@@ -100,12 +102,25 @@ def validate_access_token(raw: str | None) -> SocketAuth:
         user_id = int(user_id)
     except (TypeError, ValueError):
         return INVALID_TOKEN
-    return SocketAuth(user_id=user_id, expires_at=float(token["exp"]))
+    return SocketAuth(user_id=user_id, expires_at=float(token["exp"]), issued_at=token.get("iat"))
+
+
+async def revocation_checked(auth: SocketAuth) -> SocketAuth:
+    """Refuse a token issued before the user's logout, deactivation or password change.
+
+    One Redis GET; only a refused token costs a database read, so that a
+    deactivated user still gets 4003 rather than 4001.
+    """
+    if not auth.ok or not await access_token_revoked_async(
+        user_id=auth.user_id, issued_at=auth.issued_at
+    ):
+        return auth
+    return INVALID_TOKEN if await run_db(_active_user)(auth.user_id) else USER_INACTIVE
 
 
 async def authenticate_access_token(raw: str | None) -> SocketAuth:
     """Validate an access token (signature, exp, type) and look its user up."""
-    auth = validate_access_token(raw)
+    auth = await revocation_checked(validate_access_token(raw))
     if not auth.ok:
         return auth
     row = await run_db(_active_user)(auth.user_id)
@@ -142,7 +157,7 @@ class JWTAuthMiddleware:
         raw, via_subprotocol = token_from_scope(scope)
         # The user itself is checked by the consumer, after its group joins
         # (socket_session): one database trip per connect.
-        scope["auth"] = validate_access_token(raw)
+        scope["auth"] = await revocation_checked(validate_access_token(raw))
         scope["accept_subprotocol"] = "bearer" if via_subprotocol else None
         return await self.inner(scope, receive, send)
 

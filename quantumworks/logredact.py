@@ -1,4 +1,4 @@
-"""Log filter that keeps access tokens out of every log line."""
+"""Log filters: no access token in any line, no traceback for refused client input."""
 
 import logging
 import re
@@ -16,4 +16,14 @@ class RedactTokensFilter(logging.Filter):
         redacted = redact(message)
         if redacted != message:
             record.msg, record.args = redacted, None
+        return True
+
+
+class OneLineSecurityLog(logging.Filter):
+    """django.security records are refused client input: the message, not a traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.startswith("django.security"):
+            record.exc_info = None
+            record.exc_text = None
         return True

@@ -11,10 +11,10 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.generics import GenericAPIView
-from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from quantumworks.pagination import NewestFirstPagination
 from tasks import selectors, services
 from tasks.models import TaskStatus
 from tasks.serializers import (
@@ -31,11 +31,8 @@ NOT_FOUND = OpenApiResponse(DetailSerializer, description="no such object, or no
 FORBIDDEN = OpenApiResponse(DetailSerializer, description="your role does not allow this")
 
 
-class NewestFirst(CursorPagination):
-    # Ordered by the primary key: pages stay stable while objects are added.
-    ordering = "-id"
+class NewestFirst(NewestFirstPagination):
     page_size = 100
-    page_size_query_param = "page_size"
     max_page_size = 500
 
 

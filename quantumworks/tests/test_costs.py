@@ -58,15 +58,16 @@ async def test_a_connect_reads_the_database_once_with_two_queries(pair, open_soc
     assert costs.commits == 0
 
 
-async def test_a_connect_sends_three_redis_commands(pair, open_socket):
+async def test_a_connect_sends_four_redis_commands(pair, open_socket):
     alice, bob = pair
     await warm_up(open_socket, alice)
     with counting() as costs:
         await open_socket(token=token_for(bob))
         await settle(costs, "redis_commands")
-    # Its own channel, the user group (broadcast is joined once per process),
-    # and one presence script; no contacts, so no announcement.
-    assert sorted(costs.redis_commands) == ["EVALSHA", "SUBSCRIBE", "SUBSCRIBE"], (
+    # The token's revocation watermark, its own channel, the user group
+    # (broadcast is joined once per process), and one presence script; no
+    # contacts, so no announcement.
+    assert sorted(costs.redis_commands) == ["EVALSHA", "GET", "SUBSCRIBE", "SUBSCRIBE"], (
         costs.redis_commands
     )
 
