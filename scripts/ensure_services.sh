@@ -90,15 +90,13 @@ ensure_chromium() {
   echo "installing Chromium"; apt_install chromium
 }
 
-<<<<<<< HEAD
 # The client's lint (Biome) and node tests: node 18+ with npm.
 ensure_node() {
   command -v npm >/dev/null && command -v node >/dev/null && return 0
   echo "installing node and npm"; apt_install nodejs npm
 }
 
-[ $# -gt 0 ] || set -- postgres redis chromium node
-=======
+
 # The deployment tests run their own nginx and PgBouncer as child processes
 # (policy-rc.d or not, the system services are never needed).
 ensure_nginx() {
@@ -108,21 +106,16 @@ ensure_pgbouncer() {
   command -v pgbouncer >/dev/null || [ -x /usr/sbin/pgbouncer ] || { echo "installing PgBouncer"; apt_install pgbouncer; }
 }
 
-[ $# -gt 0 ] || set -- postgres redis chromium nginx pgbouncer
->>>>>>> 09f924a (deploy/: nginx template, systemd units, make cluster N=2; trust X-Forwarded-For only from QW_TRUSTED_PROXIES; private infra helpers for fault tests)
+[ $# -gt 0 ] || set -- postgres redis chromium node nginx pgbouncer
 for service in "$@"; do
   case "$service" in
     postgres) ensure_postgres_running; ensure_test_role
       echo "PostgreSQL answers on $PG_HOST:$PG_PORT; role $DB_USER logs in" ;;
     redis) ensure_redis; echo "Redis answers on 127.0.0.1:$REDIS_PORT" ;;
     chromium) ensure_chromium; echo "Chromium at /usr/bin/chromium" ;;
-<<<<<<< HEAD
     node) ensure_node; echo "node $(node --version)" ;;
-    *) echo "unknown service $service (postgres, redis, chromium, node)" >&2; exit 2 ;;
-=======
     nginx) ensure_nginx; echo "nginx installed (run by the tests and make cluster themselves)" ;;
     pgbouncer) ensure_pgbouncer; echo "PgBouncer installed (run by the tests themselves)" ;;
-    *) echo "unknown service $service (postgres, redis, chromium, nginx, pgbouncer)" >&2; exit 2 ;;
->>>>>>> 09f924a (deploy/: nginx template, systemd units, make cluster N=2; trust X-Forwarded-For only from QW_TRUSTED_PROXIES; private infra helpers for fault tests)
+    *) echo "unknown service $service (postgres, redis, chromium, node, nginx, pgbouncer)" >&2; exit 2 ;;
   esac
 done
