@@ -6,9 +6,10 @@ uvicorn (uvloop + httptools, quantumworks/serve_uvicorn.py) is the default:
 on `make bench` it held 10,000 sockets opened at 500/s where daphne reset
 most of them, and delivered more chat per CPU second (docs/performance.md).
 
-- frames over 64 KiB are refused by the WebSocket layer itself (close 1009;
-  daphne: reason `too_large` and a per-socket send budget, 4008,
-  quantumworks.wsprotocol);
+- frames over 64 KiB are refused by the WebSocket layer itself (close 1009
+  `too_large`), and each socket has a send budget (4008 `slow_consumer`):
+  our protocol subclasses, quantumworks.ws_uvicorn (websockets-sansio only)
+  and quantumworks.wsprotocol;
 - the access log never shows a token (`token=` is redacted);
 - on SIGTERM/SIGINT every open socket is closed with 4012 `service_restart`
   (clients reconnect to another node at once), then the process exits

@@ -1,7 +1,9 @@
 """The uvicorn flavour of `python -m quantumworks.serve --server uvicorn`.
 
-Same promises as the daphne one (see quantumworks/serve.py): frames over
-64 KiB close with 1009 (the WebSocket implementation's own size limit), the
+Same promises as the daphne one (see quantumworks/serve.py): with the default
+WebSocket implementation (websockets-sansio) our protocol subclass,
+quantumworks.ws_uvicorn, gives each socket the send budget (4008), closes
+frames over 64 KiB with 1009 `too_large` and bad UTF-8 with 1007; the
 access log never shows a token (uvicorn's loggers propagate to the root
 handler, whose filter redacts `token=`), and SIGTERM/SIGINT close every socket
 with 4012 before uvicorn's own shutdown (which would send 1012) runs.
@@ -27,13 +29,17 @@ class QuietShutdownCancel(logging.Filter):
         return not isinstance(error, asyncio.CancelledError)
 
 
-def run(*, host: str, port: int, access_log: bool, ws: str) -> None:
+def run(*, host: str, port: int, access_log: bool, ws: str | type) -> None:
     import uvicorn
     from django.conf import settings
 
     from quantumworks.asgi import application
     from quantumworks.serve import graceful_stop
 
+    if ws == "websockets-sansio":
+        from quantumworks.ws_uvicorn import QWWebSocketProtocol
+
+        ws = QWWebSocketProtocol
     logging.getLogger("uvicorn.error").addFilter(QuietShutdownCancel())
     if not access_log:
         # uvicorn logs every WebSocket accept and close at INFO on this logger.

@@ -17,24 +17,19 @@ autobahn's own sentence. This subclass, installed by `quantumworks.serve`:
 
 from __future__ import annotations
 
-import asyncio
-import logging
-
 from daphne.server import Server
 from daphne.ws_protocol import WebSocketFactory, WebSocketProtocol
 
 from quantumworks.protocol import SEND_BUFFER_EXTENSION, SLOW_CONSUMER_CODE
-
-logger = logging.getLogger("quantumworks.ws")
-
-# autobahn waits 1 s for the client's reply to our close, then drops TCP. The
-# 4008 close frame sits behind up to a budget of unread data: a client that
-# reads again within this time still sees the code and resumes; one that
-# never reads is dropped and its buffer freed.
-SLOW_CONSUMER_CLOSE_SECONDS = 5
+from quantumworks.wsserver import (
+    SLOW_CONSUMER_CLOSE_SECONDS,
+    TOO_LARGE_REASON,
+    DrainableBuffer,
+    log_oversized_frame,
+)
 
 
-class SendBuffer:
+class SendBuffer(DrainableBuffer):
     """The bytes one socket holds for its client, and a way to wait for them to leave.
 
     It is the TCP transport's streaming producer: twisted calls
@@ -47,11 +42,9 @@ class SendBuffer:
     """
 
     def __init__(self, protocol: WebSocketProtocol, high_water: int) -> None:
+        super().__init__()
         self.protocol = protocol
         self.transport = protocol.transport
-        self.paused = False
-        self.closed = False
-        self._drained: asyncio.Future[None] | None = None
         self.transport.bufferSize = high_water
         if getattr(self.transport, "producer", None) is not None:
             # daphne leaves the upgraded HTTP channel registered; it has no
@@ -64,24 +57,8 @@ class SendBuffer:
         return not self.closed and self.protocol.state == WebSocketProtocol.STATE_OPEN
 
     def pending(self) -> int:
-        """Bytes written by the application that have not reached the kernel yet."""
         transport = self.transport
         return len(transport.dataBuffer) - transport.offset + transport._tempDataLen
-
-    async def wait_drained(self, seconds: float) -> bool:
-        """Wait until the buffer has drained after a pause; False if it did not in time."""
-        if self.paused and not self.closed:
-            if self._drained is None or self._drained.done():
-                self._drained = asyncio.get_running_loop().create_future()
-            try:
-                await asyncio.wait_for(asyncio.shield(self._drained), seconds)
-            except TimeoutError:
-                return False
-        return self.open
-
-    def _wake(self) -> None:
-        if self._drained is not None and not self._drained.done():
-            self._drained.set_result(None)
 
     # twisted IPushProducer, called by the transport
     def pauseProducing(self) -> None:
@@ -89,17 +66,11 @@ class SendBuffer:
         self.transport.pauseProducing()
 
     def resumeProducing(self) -> None:
-        self.paused = False
         self.transport.resumeProducing()
-        self._wake()
+        self.resumed()
 
     def stopProducing(self) -> None:
         self.connection_closed()
-
-    def connection_closed(self) -> None:
-        self.closed = True
-        self.paused = False
-        self._wake()
 
 
 class QWWebSocketProtocol(WebSocketProtocol):
@@ -126,19 +97,19 @@ class QWWebSocketProtocol(WebSocketProtocol):
         if message.get("type") == "websocket.close" and self.state == self.STATE_OPEN:
             code = message.get("code") or 1000
             if code == SLOW_CONSUMER_CODE:
+                # autobahn's default wait for the client's close reply is 1 s.
                 self.closeHandshakeTimeout = SLOW_CONSUMER_CLOSE_SECONDS
             self.sendClose(code=code, reason=message.get("reason") or None)
             return
         super().handle_reply(message)
 
     def _max_message_size_exceeded(self, msg_size, max_msg_size, reason) -> None:
-        logger.warning(
-            "ws refused: frame of %s bytes over the %s byte limit from %s (close 1009 too_large)",
+        log_oversized_frame(
             msg_size,
             max_msg_size,
             self.client_addr[0] if getattr(self, "client_addr", None) else "?",
         )
-        self._fail_connection(self.CLOSE_STATUS_CODE_MESSAGE_TOO_BIG, "too_large")
+        self._fail_connection(self.CLOSE_STATUS_CODE_MESSAGE_TOO_BIG, TOO_LARGE_REASON)
 
 
 class QWWebSocketFactory(WebSocketFactory):

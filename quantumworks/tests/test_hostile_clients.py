@@ -23,10 +23,13 @@ from quantumworks.testing.ws import RawClient, next_of_type
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
-# The send budget, the dropped sends on a closing socket and the 1009 reason
-# live in our daphne protocol (quantumworks.wsprotocol); uvicorn, the default
-# server, does not have them yet.
-DAPHNE = {"QW_SERVER": "daphne"}
+
+@pytest.fixture(params=["uvicorn", "daphne"])
+def server_env(request) -> dict[str, str]:
+    """The send budget, the dropped sends on a closing socket and the 1009 reason
+    live in each server's protocol subclass (quantumworks.ws_uvicorn, quantumworks.wsprotocol)."""
+    return {"QW_SERVER": request.param}
+
 
 MB = 1024 * 1024
 
@@ -109,11 +112,13 @@ def presence_online(server, viewer) -> list[int]:
 
 
 @pytest.mark.parametrize("how", ["close", "oversized_frame"])
-async def test_closing_during_a_replay_runs_the_disconnect_cleanup(amake_user, servers, how):
+async def test_closing_during_a_replay_runs_the_disconnect_cleanup(
+    amake_user, servers, how, server_env
+):
     alice, bob = await amake_user("alice"), await amake_user("bob")
     await sync_to_async(message_send)(sender_id=alice.id, receiver_id=bob.id, content="hi")
     await fill_inbox(alice.id, 3000, 200)
-    server = servers(**DAPHNE)
+    server = servers(**server_env)
     baseline = server.metric("qw_open_connections")
     for _ in range(3):
         client = await RawClient(f"{server.ws_url}?token={token_for(alice)}").connect()
@@ -134,9 +139,9 @@ async def test_closing_during_a_replay_runs_the_disconnect_cleanup(amake_user, s
 
 
 # --- the 1009 close -------------------------------------------------------------
-async def test_oversized_frame_closes_1009_too_large(amake_user, servers):
+async def test_oversized_frame_closes_1009_too_large(amake_user, servers, server_env):
     alice = await amake_user("alice")
-    server = servers(**DAPHNE)
+    server = servers(**server_env)
     async with connect(f"{server.ws_url}?token={token_for(alice)}", max_size=None) as ws:
         await next_of_type(ws, "authenticated")
         await ws.send("x" * (64 * 1024 + 1))
@@ -184,6 +189,11 @@ async def test_foreign_host_with_a_matching_origin_is_refused(servers):
 RSS_BOUND = 12 * MB
 
 
+def kernel_send_buffer_max() -> int:
+    with open("/proc/sys/net/ipv4/tcp_wmem") as limits:
+        return int(limits.read().split()[2])
+
+
 async def rss_while(server, work) -> int:
     """Peak RSS growth of the server process while `work` runs."""
     before = server.rss_bytes()
@@ -202,10 +212,12 @@ async def warm_up(server, user) -> None:
         await next_of_type(ws, "resumed", timeout=30)
 
 
-async def test_never_reading_client_is_closed_4008_and_memory_stays_bounded(amake_user, servers):
+async def test_never_reading_client_is_closed_4008_and_memory_stays_bounded(
+    amake_user, servers, server_env
+):
     bob = await amake_user("bob")
     await fill_inbox(bob.id, 200, 10_000)
-    server = servers(**DAPHNE)
+    server = servers(**server_env)
     await warm_up(server, bob)
     client = await RawClient(f"{server.ws_url}?token={token_for(bob)}").connect()
     fed = 0
@@ -224,7 +236,12 @@ async def test_never_reading_client_is_closed_4008_and_memory_stays_bounded(amak
         server.wait_for_output(f"slow consumer user={bob.id}")
         frames = await client.read_frames()  # it reads again: what was queued, then the close
         assert RawClient.close_of(frames) == (4008, "slow_consumer")
-        assert sum(len(frame.data) for frame in frames) < 4 * MB
+        # What it reads back is bounded by the budget plus what the kernel
+        # took before the budget filled: the server's send buffer autotunes up
+        # to tcp_wmem's maximum (how far depends on the server's write pattern:
+        # about 2.5 MB under daphne, 3.6 MB under uvicorn here).
+        read_back = sum(len(frame.data) for frame in frames)
+        assert read_back < 2 * MB + kernel_send_buffer_max(), (read_back, fed)
     finally:
         client.close()
     server.wait_for_metric("qw_open_connections", 0)
@@ -232,11 +249,11 @@ async def test_never_reading_client_is_closed_4008_and_memory_stays_bounded(amak
 
 
 async def test_resume_flood_that_never_reads_is_closed_4008_and_memory_stays_bounded(
-    amake_user, servers
+    amake_user, servers, server_env
 ):
     bob = await amake_user("bob")
     await fill_inbox(bob.id, 600, 10_000)  # a 6 MB inbox
-    server = servers(QW_SOCKET_SEND_TIMEOUT_SECONDS="2", **DAPHNE)
+    server = servers(QW_SOCKET_SEND_TIMEOUT_SECONDS="2", **server_env)
     await warm_up(server, bob)
     client = await RawClient(f"{server.ws_url}?token={token_for(bob)}").connect()
 
@@ -259,11 +276,11 @@ async def test_resume_flood_that_never_reads_is_closed_4008_and_memory_stays_bou
     no_tracebacks(server)
 
 
-async def test_slow_but_reading_client_gets_a_whole_replay(amake_user, servers):
+async def test_slow_but_reading_client_gets_a_whole_replay(amake_user, servers, server_env):
     """Pacing is not punishment: a client that reads, however late, gets everything."""
     bob = await amake_user("bob")
     await fill_inbox(bob.id, 600, 10_000)
-    server = servers(QW_SOCKET_SEND_BUDGET_BYTES=str(256 * 1024), **DAPHNE)
+    server = servers(QW_SOCKET_SEND_BUDGET_BYTES=str(256 * 1024), **server_env)
     client = await RawClient(f"{server.ws_url}?token={token_for(bob)}").connect()
     try:
         await client.send_text(json.dumps({"type": "resume", "last_seq": 0}))
