@@ -17,8 +17,9 @@ ERROR_CODES = frozenset(
     }
 )
 
-# The ASGI scope extension through which a real server (quantumworks.wsprotocol)
-# shows the consumer its socket's outgoing buffer; absent in in-process tests.
+# The ASGI scope extension through which a real server (quantumworks.ws_uvicorn,
+# quantumworks.wsprotocol) shows the consumer its socket's outgoing buffer;
+# absent in in-process tests.
 SEND_BUFFER_EXTENSION = "qw.send_buffer"
 SLOW_CONSUMER_CODE = 4008
 
