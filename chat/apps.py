@@ -3,3 +3,16 @@ from django.apps import AppConfig
 
 class ChatConfig(AppConfig):
     name = "chat"
+
+    def ready(self) -> None:
+        from chat import events, handlers, selectors
+        from quantumworks import registry
+
+        registry.register_frame_handlers(handlers.HANDLERS)
+        registry.register_subscription_kind(
+            "room",
+            group=events.room_group,
+            can_subscribe=lambda user_id, is_staff, room_id: selectors.user_is_room_member(
+                user_id=user_id, room_id=room_id
+            ),
+        )

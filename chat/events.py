@@ -9,6 +9,10 @@ from typing import Any
 from quantumworks.realtime import iso
 
 
+def room_group(room_id: int) -> str:
+    return f"room.{room_id}"
+
+
 def chat_message_payload(
     *,
     message_id: int,

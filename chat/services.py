@@ -27,7 +27,6 @@ from quantumworks.protocol import FrameError
 from quantumworks.realtime import (
     DurableEvent,
     record_events,
-    room_group,
     send_control_on_commit,
     user_group,
 )
@@ -413,7 +412,7 @@ def room_remove_member(*, room: Room, user_id: int) -> bool:
                 user_group(user_id),
                 {
                     "type": "subscription.revoke",
-                    "group": room_group(room.id),
+                    "group": events.room_group(room.id),
                     "channel": f"room:{room.id}",
                 },
             )

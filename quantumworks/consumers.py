@@ -10,7 +10,6 @@ replay running inside a handler holds live events back until it has finished.
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import time
 from typing import Any
@@ -22,7 +21,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.utils import timezone
 
-from quantumworks import heartbeats, metrics, presence
+from quantumworks import heartbeats, metrics, presence, registry
 from quantumworks.auth import USER_INACTIVE, SocketAuth, socket_session
 from quantumworks.db import run_db
 from quantumworks.incidents import new_incident_id
@@ -39,16 +38,6 @@ from quantumworks.selectors import events_after, inbox_last_seq, user_is_active
 
 logger = logging.getLogger("quantumworks.ws")
 GROUP_REFRESH_SECONDS = 3600
-
-
-@functools.cache
-def frame_handlers() -> dict[str, Any]:
-    """Frame type → handler, from each app (imported late: they import this module's peers)."""
-    from chat.handlers import HANDLERS as chat_handlers
-    from quantumworks.session_handlers import HANDLERS as session_handlers
-    from quantumworks.subscriptions import HANDLERS as subscription_handlers
-
-    return {**session_handlers, **chat_handlers, **subscription_handlers}
 
 
 # The open sockets of this process, for the SIGTERM close (4012).
@@ -249,7 +238,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             if not isinstance(frame_type, str):
                 frame_type = "invalid"
                 raise FrameError("invalid_message", "'type' must be a string")
-            handler = frame_handlers().get(frame_type)
+            handler = registry.frame_handlers.get(frame_type)
             if handler is None:
                 frame_type = "unknown"
                 raise FrameError("unknown_type", "unknown frame type")

@@ -43,21 +43,10 @@ DURABLE_EVENT_TYPES = frozenset(
 )
 
 
-# --- group names (channel-layer names cannot contain ":") ---------------------
+# --- group names (channel-layer names cannot contain ":"); an app's own groups
+# are named in its events.py -----------------------------------------------------
 def user_group(user_id: int) -> str:
     return f"user.{user_id}"
-
-
-def task_group(task_id: int) -> str:
-    return f"task.{task_id}"
-
-
-def project_group(project_id: int) -> str:
-    return f"project.{project_id}"
-
-
-def room_group(room_id: int) -> str:
-    return f"room.{room_id}"
 
 
 BROADCAST_GROUP = "broadcast"

@@ -5,4 +5,20 @@ class TasksConfig(AppConfig):
     name = "tasks"
 
     def ready(self) -> None:
-        from tasks import signals  # noqa: F401
+        from quantumworks import registry
+        from tasks import events, selectors, signals  # noqa: F401  (signal receivers)
+
+        registry.register_subscription_kind(
+            "task",
+            group=events.task_group,
+            can_subscribe=lambda user_id, is_staff, task_id: selectors.user_can_view_task(
+                user_id=user_id, is_staff=is_staff, task_id=task_id
+            ),
+        )
+        registry.register_subscription_kind(
+            "project",
+            group=events.project_group,
+            can_subscribe=lambda user_id, is_staff, project_id: selectors.user_can_view_project(
+                user_id=user_id, is_staff=is_staff, project_id=project_id
+            ),
+        )

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from quantumworks.realtime import iso, project_group, task_group
+from quantumworks.realtime import iso
 from tasks.models import TaskStatus
 
 TASK_STATUS_UPDATE = "task_status_update"
@@ -20,6 +20,14 @@ _STATUS_WORDING = {
     TaskStatus.DONE: "done",
     TaskStatus.CANCELLED: "cancelled",
 }
+
+
+def task_group(task_id: int) -> str:
+    return f"task.{task_id}"
+
+
+def project_group(project_id: int) -> str:
+    return f"project.{project_id}"
 
 
 def task_status_payload(

@@ -1,0 +1,78 @@
+"""The core's extension points: the apps plug in here, the core never names an app.
+
+Each app fills its entries from its `AppConfig.ready()` (as Django admin's
+`autodiscover()` does), so `quantumworks/` imports no app and import-linter
+holds that line (`make lint`). Everything is registered once at start-up and
+only read afterwards.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from django.urls import include, path
+
+FrameHandler = Callable[[Any, dict[str, Any]], Awaitable[None]]
+ConnectionHook = Callable[[Any], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class SubscriptionKind:
+    """`subscribe` to `<kind>:<id>` (SPEC §5 Groups)."""
+
+    group: Callable[[int], str]  # the channel-layer group of one object
+    # (user_id, is_staff, object_id), on a DB thread; False for a missing object
+    # too, so a client cannot enumerate ids.
+    can_subscribe: Callable[[int, bool, int], bool]
+
+
+# Frame `type` → handler(consumer, frame).
+frame_handlers: dict[str, FrameHandler] = {}
+subscription_kinds: dict[str, SubscriptionKind] = {}
+durable_event_types: set[str] = set()
+# Awaited in registration order with the consumer; a hook keeps its own state
+# on the consumer and must not raise (a failing hook would close the socket).
+socket_opened: list[ConnectionHook] = []
+socket_alive: list[ConnectionHook] = []  # once per heartbeat
+socket_closed: list[ConnectionHook] = []
+# The apps' URL modules, included by the root urlconf.
+url_patterns: list[Any] = []
+
+
+def register_frame_handlers(handlers: Mapping[str, FrameHandler]) -> None:
+    taken = frame_handlers.keys() & handlers.keys()
+    assert not taken, f"frame types registered twice: {sorted(taken)}"
+    frame_handlers.update(handlers)
+
+
+def register_subscription_kind(
+    kind: str, *, group: Callable[[int], str], can_subscribe: Callable[[int, bool, int], bool]
+) -> None:
+    assert kind not in subscription_kinds, kind
+    subscription_kinds[kind] = SubscriptionKind(group=group, can_subscribe=can_subscribe)
+
+
+def register_durable_event_types(*event_types: str) -> None:
+    durable_event_types.update(event_types)
+
+
+def register_connection_hooks(
+    *,
+    opened: ConnectionHook | None = None,
+    alive: ConnectionHook | None = None,
+    closed: ConnectionHook | None = None,
+) -> None:
+    for hooks, hook in ((socket_opened, opened), (socket_alive, alive), (socket_closed, closed)):
+        if hook is not None:
+            hooks.append(hook)
+
+
+async def run_hooks(hooks: list[ConnectionHook], consumer: Any) -> None:
+    for hook in hooks:
+        await hook(consumer)
+
+
+def register_urls(prefix: str, module: str) -> None:
+    url_patterns.append(path(prefix, include(module)))
