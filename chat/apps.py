@@ -8,6 +8,7 @@ class ChatConfig(AppConfig):
         from chat import events, handlers, selectors
         from quantumworks import registry
 
+        registry.register_durable_event_types(*events.DURABLE_EVENT_TYPES)
         registry.register_frame_handlers(handlers.HANDLERS)
         registry.register_subscription_kind(
             "room",

@@ -8,6 +8,11 @@ from typing import Any
 
 from quantumworks.realtime import iso
 
+CHAT_MESSAGE = "chat_message"
+MESSAGE_STATUS = "message_status"
+MESSAGE_DELETED = "message_deleted"
+DURABLE_EVENT_TYPES = (CHAT_MESSAGE, MESSAGE_STATUS, MESSAGE_DELETED)
+
 
 def room_group(room_id: int) -> str:
     return f"room.{room_id}"

@@ -5,4 +5,7 @@ class NotificationsConfig(AppConfig):
     name = "notifications"
 
     def ready(self) -> None:
-        from notifications import signals  # noqa: F401
+        from notifications import events, signals  # noqa: F401  (signal receivers)
+        from quantumworks import registry
+
+        registry.register_durable_event_types(events.NOTIFICATION, events.NOTIFICATION_READ)

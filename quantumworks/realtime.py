@@ -26,21 +26,11 @@ from channels.layers import get_channel_layer
 from django.db import connection, transaction
 from django.utils import timezone
 
+from quantumworks import registry
 from quantumworks.bulk_sql import execute_returning
 from quantumworks.models import Event, UserInbox
 
 logger = logging.getLogger(__name__)
-
-DURABLE_EVENT_TYPES = frozenset(
-    {
-        "chat_message",
-        "notification",
-        "notification_read",
-        "task_status_update",
-        "message_status",
-        "message_deleted",
-    }
-)
 
 
 # --- group names (channel-layer names cannot contain ":"); an app's own groups
@@ -127,7 +117,7 @@ def record_events(events: Iterable[DurableEvent]) -> list[RecordedEvent]:
         raise RuntimeError("record_events must run inside transaction.atomic()")
     counts: dict[int, int] = defaultdict(int)
     for event in events:
-        assert event.type in DURABLE_EVENT_TYPES, event.type
+        assert event.type in registry.durable_event_types, event.type
         for user_id in set(event.user_ids):
             counts[user_id] += 1
     next_seq = _allocate_seqs(counts)

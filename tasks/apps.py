@@ -8,6 +8,7 @@ class TasksConfig(AppConfig):
         from quantumworks import registry
         from tasks import events, selectors, signals  # noqa: F401  (signal receivers)
 
+        registry.register_durable_event_types(events.TASK_STATUS_UPDATE)
         registry.register_subscription_kind(
             "task",
             group=events.task_group,
