@@ -17,3 +17,4 @@ class ChatConfig(AppConfig):
                 user_id=user_id, room_id=room_id
             ),
         )
+        registry.register_urls("api/chat/", "chat.urls")

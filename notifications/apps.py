@@ -9,3 +9,4 @@ class NotificationsConfig(AppConfig):
         from quantumworks import registry
 
         registry.register_durable_event_types(events.NOTIFICATION, events.NOTIFICATION_READ)
+        registry.register_urls("api/", "notifications.urls")

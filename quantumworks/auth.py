@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from channels.security.websocket import WebsocketDenier
@@ -14,6 +15,7 @@ from django.http.request import split_domain_port, validate_host
 from rest_framework_simplejwt.exceptions import ExpiredTokenError, TokenError
 from rest_framework_simplejwt.settings import api_settings
 
+from quantumworks import registry
 from quantumworks.db import run_db
 from quantumworks.revocation import access_token_revoked_async
 from quantumworks.tokens import AccessToken
@@ -58,16 +60,15 @@ class SocketSession:
 
     is_staff: bool
     last_seq: int
-    contacts: frozenset[int]  # whom its presence concerns
+    reads: dict[str, Any]  # what the apps asked for (registry.connect_reads), by name
 
 
 def socket_session(user_id: int) -> SocketSession | None:
-    """The active-user check, the inbox's seq and the presence contacts in one DB trip.
+    """The active-user check, the inbox's seq and the apps' connect reads in one DB trip.
 
     None for an unknown or inactive user (4003). The consumer calls it after
     joining the user's group, so an event committed after this read arrives live.
     """
-    from chat.selectors import contact_ids
     from quantumworks.models import UserInbox
 
     users = get_user_model()._meta.db_table
@@ -81,8 +82,8 @@ def socket_session(user_id: int) -> SocketSession | None:
         row = cursor.fetchone()
     if row is None:
         return None
-    contacts = frozenset(contact_ids(user_id=user_id))
-    return SocketSession(is_staff=bool(row[0]), last_seq=row[1], contacts=contacts)
+    reads = {name: read(user_id) for name, read in registry.connect_reads.items()}
+    return SocketSession(is_staff=bool(row[0]), last_seq=row[1], reads=reads)
 
 
 def validate_access_token(raw: str | None) -> SocketAuth:

@@ -21,7 +21,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.utils import timezone
 
-from quantumworks import heartbeats, metrics, presence, registry
+from quantumworks import heartbeats, metrics, registry
 from quantumworks.auth import USER_INACTIVE, SocketAuth, socket_session
 from quantumworks.db import run_db
 from quantumworks.incidents import new_incident_id
@@ -156,6 +156,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         self.is_staff = session.is_staff
         metrics.OPEN_CONNECTIONS.inc()
         LIVE_CONSUMERS.add(self)
+        self.connect_reads = session.reads
         current_seq = self.last_sent_seq = session.last_seq
         await self.send_frame(
             {
@@ -169,7 +170,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         self.schedule_expiry(auth.expires_at)
         self.groups_joined_at = time.monotonic()
         heartbeats.wheel().add(self)
-        await presence.connection_opened(self, contacts=session.contacts)
+        await registry.run_hooks(registry.socket_opened, self)
         client = self.scope.get("client") or ("?", 0)
         # Behind nginx this is the real client (quantumworks/proxy.py), not the proxy.
         logger.info("ws connect user=%s client=%s", self.user_id, client[0])
@@ -203,7 +204,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         groups = [user_group(self.user_id), BROADCAST_GROUP, *self.subscriptions]
         for group in groups:
             await self.channel_layer.group_discard(group, self.channel_name)
-        await presence.connection_closed(self)
+        await registry.run_hooks(registry.socket_closed, self)
         logger.info(
             "ws disconnect user=%s code=%s seconds=%.1f",
             self.user_id,

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 from django.conf import settings
 from django.utils import timezone
 
-from quantumworks import metrics, presence
+from quantumworks import metrics, registry
 from quantumworks.db import run_db
 from quantumworks.realtime import dumps, iso
 from quantumworks.selectors import inbox_last_seqs
@@ -91,7 +91,8 @@ async def beat(consumers: list[RealtimeConsumer]) -> None:
     for consumer in consumers:
         await consumer.send(text_data=text)
     metrics.FRAMES_OUT.labels("heartbeat").inc(len(consumers))
-    await presence.connections_alive(consumers)
+    for hook in registry.socket_alive:
+        await hook(consumers)
     live = [consumer for consumer in consumers if not consumer.closing]
     if not live:
         return

@@ -16,6 +16,8 @@ from django.urls import include, path
 
 FrameHandler = Callable[[Any, dict[str, Any]], Awaitable[None]]
 ConnectionHook = Callable[[Any], Awaitable[None]]
+# The sockets of one heartbeat tick, so an app can refresh them in one round trip.
+BatchHook = Callable[[list[Any]], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -35,8 +37,12 @@ durable_event_types: set[str] = set()
 # Awaited in registration order with the consumer; a hook keeps its own state
 # on the consumer and must not raise (a failing hook would close the socket).
 socket_opened: list[ConnectionHook] = []
-socket_alive: list[ConnectionHook] = []  # once per heartbeat
+socket_alive: list[BatchHook] = []  # once per heartbeat tick, with the sockets that beat
 socket_closed: list[ConnectionHook] = []
+# Reads an app needs for every new socket, done in the connect's one DB trip
+# (quantumworks.auth.socket_session): name → read(user_id); the results are in
+# `consumer.connect_reads[name]` before the `socket_opened` hooks run.
+connect_reads: dict[str, Callable[[int], Any]] = {}
 # The apps' URL modules, included by the root urlconf.
 url_patterns: list[Any] = []
 
@@ -61,12 +67,20 @@ def register_durable_event_types(*event_types: str) -> None:
 def register_connection_hooks(
     *,
     opened: ConnectionHook | None = None,
-    alive: ConnectionHook | None = None,
+    alive: BatchHook | None = None,
     closed: ConnectionHook | None = None,
 ) -> None:
-    for hooks, hook in ((socket_opened, opened), (socket_alive, alive), (socket_closed, closed)):
-        if hook is not None:
-            hooks.append(hook)
+    if opened is not None:
+        socket_opened.append(opened)
+    if alive is not None:
+        socket_alive.append(alive)
+    if closed is not None:
+        socket_closed.append(closed)
+
+
+def register_connect_read(name: str, read: Callable[[int], Any]) -> None:
+    assert name not in connect_reads, name
+    connect_reads[name] = read
 
 
 async def run_hooks(hooks: list[ConnectionHook], consumer: Any) -> None:

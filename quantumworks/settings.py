@@ -49,6 +49,7 @@ INSTALLED_APPS = [
     "chat",
     "notifications",
     "tasks",
+    "presence",
 ]
 
 MIDDLEWARE = [

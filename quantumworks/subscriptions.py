@@ -10,7 +10,6 @@ from quantumworks.db import run_db
 from quantumworks.protocol import FrameError, require_str
 from quantumworks.registry import SubscriptionKind
 
-
 # ASCII digits only: str.isdigit() accepts "²" and "①", which int() refuses,
 # and int() accepts "١٢"; 18 digits always fit a bigint.
 _CHANNEL = re.compile(r"([a-z_]+):([0-9]{1,18})")

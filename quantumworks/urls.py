@@ -3,7 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularSwaggerView
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
-from quantumworks import api, presence, users
+from quantumworks import api, registry, users
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -13,10 +13,7 @@ urlpatterns = [
     path("api/me/", api.me, name="me"),
     path("api/users/", users.user_search, name="user-search"),
     path("api/events/", api.EventList.as_view(), name="events"),
-    path("api/presence/", presence.presence_view, name="presence"),
-    path("api/chat/", include("chat.urls")),
-    path("api/", include("notifications.urls")),
-    path("api/", include("tasks.urls")),
+    *registry.url_patterns,
     path("api/schema/", api.SchemaView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("healthz", api.healthz),

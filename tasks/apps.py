@@ -23,3 +23,4 @@ class TasksConfig(AppConfig):
                 user_id=user_id, is_staff=is_staff, project_id=project_id
             ),
         )
+        registry.register_urls("api/", "tasks.urls")

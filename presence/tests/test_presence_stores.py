@@ -1,4 +1,4 @@
-"""The two presence stores follow the same rules (quantumworks/presence.py).
+"""The two presence stores follow the same rules (presence/hooks.py).
 
 Redis (every process, one Lua call per decision, Redis's clock) and process
 memory (the single-process demo, a lock, the process clock): each test runs
@@ -15,7 +15,7 @@ import uuid
 
 import pytest
 
-from quantumworks.presence import _MemoryStore, _RedisStore
+from presence.hooks import _MemoryStore, _RedisStore
 
 SHORT = 0.3  # seconds a socket counts without a heartbeat, in the expiry tests
 LONG = 60.0

@@ -1,4 +1,4 @@
-"""Presence (SPEC §5 `presence`, §7 `GET /api/presence/`).
+"""Presence (SPEC §5 `presence`): the socket hooks, the stores, the sweeper.
 
 A user is online while at least one of their sockets, on any server process,
 is alive. Each socket is an entry in its user's set with an expiry that the
@@ -28,10 +28,6 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from django.conf import settings
-from drf_spectacular.utils import extend_schema
-from rest_framework import serializers
-from rest_framework.decorators import api_view
-from rest_framework.response import Response
 
 from chat.selectors import contact_ids
 from quantumworks.db import run_db
@@ -50,6 +46,9 @@ SWEEP_BATCH = 200
 # entry appears, so contacts see no offline/online flap on every deploy or
 # token expiry. A client that does not come back goes offline at the expiry.
 RECONNECT_CLOSE_CODES = frozenset({4002, 4012})
+
+
+CONTACTS_READ = "presence.contacts"
 
 
 def _ttl_seconds() -> float:
@@ -305,8 +304,13 @@ async def _leave(connection: _Connection) -> None:
     )
 
 
-async def connection_opened(consumer, *, contacts: frozenset[int] | None = None) -> None:
-    """`contacts`, when the caller read them already, spare a query at the online transition."""
+def connect_contacts(user_id: int) -> frozenset[int]:
+    """Read in the connect's DB trip (registry.connect_reads): no query at the online transition."""
+    return frozenset(contact_ids(user_id=user_id))
+
+
+async def connection_opened(consumer) -> None:
+    contacts = getattr(consumer, "connect_reads", {}).get(CONTACTS_READ)
     connection = _Connection(
         user_id=consumer.user_id, socket=consumer.channel_name, contacts=contacts
     )
@@ -385,41 +389,7 @@ def _stop_sweeper() -> None:
         _sweeper = None
 
 
-# --- reads and REST ------------------------------------------------------------------
+# --- reads ------------------------------------------------------------------
 def online_user_ids(*, user_ids: Sequence[int]) -> set[int]:
     """Which of these users have a live socket now (expired sockets never count)."""
     return _store().live_among(list(user_ids))
-
-
-class ContactPresenceSerializer(serializers.Serializer):
-    user_id = serializers.IntegerField()
-    online = serializers.BooleanField()
-
-
-class PresenceSerializer(serializers.Serializer):
-    online = serializers.ListField(
-        child=serializers.IntegerField(), help_text="ids of my contacts online now"
-    )
-    contacts = ContactPresenceSerializer(
-        many=True, help_text="my 1:1 counterparts and room co-members, by user id"
-    )
-
-
-@extend_schema(
-    summary="Which of my contacts are online now",
-    description=(
-        "Contacts are the users I have 1:1 messages with (either direction) and the members "
-        "of my rooms. Live changes arrive on the socket as `presence` frames."
-    ),
-    responses=PresenceSerializer,
-)
-@api_view(["GET"])
-def presence_view(request):
-    contacts = sorted(contact_ids(user_id=request.user.id))
-    online = online_user_ids(user_ids=contacts)
-    return Response(
-        {
-            "online": [user_id for user_id in contacts if user_id in online],
-            "contacts": [{"user_id": user_id, "online": user_id in online} for user_id in contacts],
-        }
-    )
