@@ -84,3 +84,4 @@ lint: $(BIN)/.installed node_modules/.installed
 	$(BIN)/mypy $(MYPY_FILES)
 	npx --no-install biome lint quantumworks/static tests/js
 	npx --no-install biome format quantumworks/static tests/js
+	$(BIN)/lint-imports

@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "notifications",
     "tasks",
     "presence",
+    "demo",
 ]
 
 MIDDLEWARE = [

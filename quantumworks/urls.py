@@ -1,5 +1,5 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import path
 from drf_spectacular.views import SpectacularSwaggerView
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
@@ -13,11 +13,10 @@ urlpatterns = [
     path("api/me/", api.me, name="me"),
     path("api/users/", users.user_search, name="user-search"),
     path("api/events/", api.EventList.as_view(), name="events"),
-    *registry.url_patterns,
     path("api/schema/", api.SchemaView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("healthz", api.healthz),
     path("readyz", api.readyz),
     path("metrics", api.metrics_view),
-    path("", include("quantumworks.pages")),
+    *registry.url_patterns,
 ]
