@@ -11,9 +11,7 @@ def _announce_status_edit(request, form) -> None:
     the workflow the REST endpoint enforces.
     """
     if form.instance.pk and "status" in form.changed_data:
-        mark_status_change(
-            form.instance, previous_status=form.initial["status"], actor=request.user
-        )
+        mark_status_change(form.instance, actor=request.user)
 
 
 class TaskInline(admin.TabularInline):

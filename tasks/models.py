@@ -1,5 +1,6 @@
 from django.conf import settings
 from django.db import models
+from model_utils import FieldTracker
 
 
 class Project(models.Model):
@@ -39,6 +40,8 @@ class Task(models.Model):
     status = models.CharField(max_length=20, choices=TaskStatus.choices, default=TaskStatus.OPEN)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # The status as loaded (or last saved): the post_save receiver's "previous".
+    tracker = FieldTracker(fields=["status"])
 
     def __str__(self) -> str:
         return self.title

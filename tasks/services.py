@@ -32,7 +32,8 @@ ALLOWED_TRANSITIONS: dict[str, tuple[str, ...]] = {
     TaskStatus.CANCELLED: (),
 }
 
-# The attribute through which a save tells the post_save receiver what changed.
+# The attribute through which a save tells the post_save receiver who made the
+# change (the previous status comes from Task.tracker).
 STATUS_CHANGE_ATTR = "_qw_status_change"
 
 
@@ -54,8 +55,7 @@ class InvalidTransition(Exception):
 
 @dataclass(frozen=True)
 class StatusChange:
-    previous_status: str
-    actor_id: int | None
+    actor_id: int | None = None
     actor_name: str | None = None
     # Known to the caller when it has just read them under the task lock.
     watcher_ids: tuple[int, ...] | None = None
@@ -64,16 +64,14 @@ class StatusChange:
 def mark_status_change(
     task: Task,
     *,
-    previous_status: str,
     actor: User | None,
     watcher_ids: Iterable[int] | None = None,
 ) -> None:
-    """Have the next save of `task` publish its status change (service, admin)."""
+    """Name the actor of the next save's status change (service, admin); without it, None."""
     setattr(
         task,
         STATUS_CHANGE_ATTR,
         StatusChange(
-            previous_status=previous_status,
             actor_id=actor.id if actor is not None else None,
             actor_name=actor.get_username() if actor is not None else None,
             watcher_ids=tuple(watcher_ids) if watcher_ids is not None else None,
@@ -130,13 +128,13 @@ def task_set_status(*, task_id: int, status: str, actor: User) -> Task:
             raise TaskNotFound
         if status not in ALLOWED_TRANSITIONS[task.status]:
             raise InvalidTransition(current=task.status, requested=status)
-        mark_status_change(task, previous_status=task.status, actor=actor, watcher_ids=watcher_ids)
+        mark_status_change(task, actor=actor, watcher_ids=watcher_ids)
         task.status = status
         task.save(update_fields=["status", "updated_at"])
     return task
 
 
-def task_status_change_record(*, task: Task, change: StatusChange) -> None:
+def task_status_change_record(*, task: Task, previous_status: str, change: StatusChange) -> None:
     """Events of a saved status change; runs inside the transaction that saved it."""
     watcher_ids = (
         change.watcher_ids if change.watcher_ids is not None else task_watcher_ids(task_id=task.id)
@@ -146,7 +144,7 @@ def task_status_change_record(*, task: Task, change: StatusChange) -> None:
         task_id=task.id,
         project_id=task.project_id,
         status=task.status,
-        previous_status=change.previous_status,
+        previous_status=previous_status,
         updated_by=change.actor_id,
         at=task.updated_at,
     )
@@ -169,7 +167,7 @@ def task_status_change_record(*, task: Task, change: StatusChange) -> None:
             title=events.task_status_notification_title(task_title=task.title, status=task.status),
             message=events.task_status_notification_message(
                 actor_name=change.actor_name,
-                previous_status=change.previous_status,
+                previous_status=previous_status,
                 status=task.status,
             ),
             link=events.task_link(task.id),

@@ -11,12 +11,18 @@ from django.db.models.signals import post_save
 from django.dispatch import receiver
 
 from tasks.models import Task
-from tasks.services import STATUS_CHANGE_ATTR, task_status_change_record
+from tasks.services import STATUS_CHANGE_ATTR, StatusChange, task_status_change_record
 
 
 @receiver(post_save, sender=Task, dispatch_uid="tasks.publish_status_change")
-def publish_status_change(sender: type[Task], instance: Task, **kwargs: object) -> None:
-    # Popped, so a later save of the same instance does not announce it twice.
-    change = instance.__dict__.pop(STATUS_CHANGE_ATTR, None)
-    if change is not None and change.previous_status != instance.status:
-        task_status_change_record(task=instance, change=change)
+def publish_status_change(
+    sender: type[Task], instance: Task, created: bool, **kwargs: object
+) -> None:
+    # Popped, so a later save of the same instance names no stale actor.
+    change = instance.__dict__.pop(STATUS_CHANGE_ATTR, None) or StatusChange()
+    # In post_save the tracker still holds the status before this save (it
+    # resets once the save returns), so a second save announces nothing.
+    if created or not instance.tracker.has_changed("status"):
+        return
+    previous = instance.tracker.previous("status")
+    task_status_change_record(task=instance, previous_status=previous, change=change)
