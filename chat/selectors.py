@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -43,14 +42,6 @@ def contact_ids(*, user_id: int) -> set[int]:
 
 def user_exists(*, user_id: int) -> bool:
     return get_user_model().objects.filter(id=user_id).exists()
-
-
-def active_user_ids(*, user_ids: Iterable[int]) -> set[int]:
-    return set(
-        get_user_model()
-        .objects.filter(id__in=set(user_ids), is_active=True)
-        .values_list("id", flat=True)
-    )
 
 
 def room_for_member(*, room_id: int, user_id: int) -> Room | None:

@@ -8,9 +8,10 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from chat.selectors import active_user_ids, user_exists
+from chat.selectors import user_exists
 from chat.services import CONTENT_NOT_TEXT, clean_content
 from quantumworks.protocol import FrameError
+from quantumworks.selectors import active_user_ids
 
 
 def _does_not_exist(user_id: int) -> str:

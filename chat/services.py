@@ -30,6 +30,7 @@ from quantumworks.realtime import (
     send_control_on_commit,
     user_group,
 )
+from quantumworks.selectors import active_user_ids
 
 MAX_CONTENT_CHARS = 10_000
 MAX_CONTENT_BYTES = 10 * 1024
@@ -382,8 +383,7 @@ def room_create(*, creator_id: int, name: str, member_ids: Sequence[int] = ()) -
     with transaction.atomic():
         room = Room.objects.create(name=name, created_by_id=creator_id)
         user_ids = {creator_id, *member_ids}
-        active = get_user_model().objects.filter(id__in=user_ids, is_active=True)
-        member_ids = list(active.values_list("id", flat=True))
+        member_ids = sorted(active_user_ids(user_ids=user_ids))
         RoomMembership.objects.bulk_create(
             [RoomMembership(room=room, user_id=user_id) for user_id in member_ids]
         )

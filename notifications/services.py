@@ -11,6 +11,7 @@ from django.utils import timezone
 from notifications.events import notification_event, notification_read_event
 from notifications.models import Notification
 from quantumworks.realtime import record_events
+from quantumworks.selectors import active_users
 
 ANNOUNCEMENT_TYPE = "announcement"
 ANNOUNCEMENT_CHUNK = 2000
@@ -107,8 +108,7 @@ def announcement_send(
     10,000 users take a few dozen queries and no user's inbox row stays locked
     for the whole send.
     """
-    users = get_user_model().objects.all()
-    users = users.filter(is_active=True) if user_ids is None else users.filter(id__in=user_ids)
+    users = active_users() if user_ids is None else get_user_model().objects.filter(id__in=user_ids)
     sent = 0
     last_id = 0
     while True:

@@ -21,6 +21,7 @@ from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, Ou
 
 from quantumworks.realtime import send_control_on_commit, user_group
 from quantumworks.revocation import access_tokens_revoke
+from quantumworks.selectors import active_user_ids
 
 USER_INACTIVE = {"type": "session.close", "code": 4003, "reason": "user_inactive"}
 LOGGED_OUT = {"type": "session.close", "code": 4001, "reason": "invalid_token"}
@@ -51,11 +52,7 @@ def users_deactivate(*, user_ids: Iterable[int]) -> int:
     """Deactivate users and close their sockets with 4003 (admin action, scripts)."""
     user_ids = list(user_ids)
     with transaction.atomic():
-        changed = list(
-            get_user_model()
-            .objects.filter(id__in=user_ids, is_active=True)
-            .values_list("id", flat=True)
-        )
+        changed = sorted(active_user_ids(user_ids=user_ids))
         get_user_model().objects.filter(id__in=changed).update(is_active=False)
         sessions_end(user_ids=changed, message=USER_INACTIVE, all_refresh_tokens=True)
     return len(changed)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 from channels.security.websocket import WebsocketDenier
 from django.conf import settings
@@ -17,7 +17,9 @@ from rest_framework_simplejwt.settings import api_settings
 
 from quantumworks import registry
 from quantumworks.db import run_db
+from quantumworks.protocol import query_param
 from quantumworks.revocation import access_token_revoked_async
+from quantumworks.selectors import active_users
 from quantumworks.tokens import AccessToken
 
 logger = logging.getLogger("quantumworks.auth")
@@ -45,13 +47,7 @@ USER_INACTIVE = SocketAuth(close_code=4003, close_reason="user_inactive")
 
 
 def _active_user(user_id: object) -> tuple[int, bool] | None:
-    row = (
-        get_user_model()
-        .objects.filter(pk=user_id, is_active=True)
-        .values_list("pk", "is_staff")
-        .first()
-    )
-    return row
+    return active_users().filter(pk=user_id).values_list("pk", "is_staff").first()
 
 
 @dataclass(frozen=True)
@@ -138,9 +134,7 @@ def token_from_scope(scope: dict) -> tuple[str | None, bool]:
         if index + 1 < len(subprotocols):
             return subprotocols[index + 1], True
         return None, True
-    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-    values = query.get("token")
-    return (values[0] if values else None), False
+    return query_param(scope, "token"), False
 
 
 class JWTAuthMiddleware:

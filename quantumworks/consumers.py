@@ -13,28 +13,26 @@ import asyncio
 import logging
 import time
 from typing import Any
-from urllib.parse import parse_qs
 
 import orjson
 from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
-from django.utils import timezone
 
 from quantumworks import heartbeats, metrics, registry
 from quantumworks.auth import USER_INACTIVE, SocketAuth, socket_session
 from quantumworks.db import run_db
 from quantumworks.incidents import new_incident_id
-from quantumworks.protocol import SEND_BUFFER_EXTENSION, SLOW_CONSUMER_CODE, FrameError
+from quantumworks.protocol import SEND_BUFFER_EXTENSION, SLOW_CONSUMER_CODE, FrameError, query_param
 from quantumworks.realtime import (
     BROADCAST_GROUP,
     dumps,
     event_frame_text,
-    iso,
     publisher,
     user_group,
 )
 from quantumworks.selectors import events_after, inbox_last_seq, user_is_active
+from quantumworks.session_handlers import authenticated_frame
 
 logger = logging.getLogger("quantumworks.ws")
 GROUP_REFRESH_SECONDS = 3600
@@ -158,15 +156,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         LIVE_CONSUMERS.add(self)
         self.connect_reads = session.reads
         current_seq = self.last_sent_seq = session.last_seq
-        await self.send_frame(
-            {
-                "type": "authenticated",
-                "user_id": self.user_id,
-                "last_seq": current_seq,
-                "heartbeat_interval": settings.QW_HEARTBEAT_SECONDS,
-                "timestamp": iso(timezone.now()),
-            }
-        )
+        await self.send_frame(authenticated_frame(user_id=self.user_id, last_seq=current_seq))
         self.schedule_expiry(auth.expires_at)
         self.groups_joined_at = time.monotonic()
         heartbeats.wheel().add(self)
@@ -182,13 +172,12 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
                 await self.server_fault("replay at connect", error)
 
     def query_last_seq(self) -> int | None:
-        query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
-        values = query.get("last_seq")
+        value = query_param(self.scope, "last_seq")
         # ASCII digits only (int() also takes "١٢", "1_0" and 5,000 digits),
         # within a bigint; anything else is ignored like a missing value.
-        if not values or not values[0].isascii() or not values[0].isdigit() or len(values[0]) > 18:
+        if value is None or not value.isascii() or not value.isdigit() or len(value) > 18:
             return None
-        return int(values[0])
+        return int(value)
 
     async def disconnect(self, code: int) -> None:
         self.closing = True

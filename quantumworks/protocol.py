@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import parse_qs
 
 ERROR_CODES = frozenset(
     {
@@ -61,6 +62,12 @@ class FrameError(Exception):
 # Ids and seqs are PostgreSQL bigints; orjson parses integers up to 2**64 - 1,
 # which the database would refuse with an error instead of an answer.
 BIGINT_MAX = 2**63 - 1
+
+
+def query_param(scope: dict[str, Any], name: str) -> str | None:
+    """The first value of `name` in the socket URL's query string (SPEC §5 connect)."""
+    values = parse_qs(scope.get("query_string", b"").decode("latin-1")).get(name)
+    return values[0] if values else None
 
 
 def require_int(frame: dict[str, Any], field: str) -> int:

@@ -1,15 +1,20 @@
-"""Reads of the durable inbox."""
+"""Reads of the durable inbox, and the one active-user lookup."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from quantumworks.models import Event, UserInbox
+
+if TYPE_CHECKING:  # the project's user model (AUTH_USER_MODEL is Django's default)
+    from django.contrib.auth.models import User
 
 
 def inbox_last_seq(user_id: int) -> int:
@@ -40,6 +45,15 @@ def retention_cutoff() -> datetime:
     return timezone.now() - timedelta(days=settings.QW_EVENT_RETENTION_DAYS)
 
 
+def active_users() -> QuerySet[User]:
+    """Users who may sign in and be addressed; inactive ones are invisible to every app."""
+    return get_user_model().objects.filter(is_active=True)
+
+
+def active_user_ids(*, user_ids: Iterable[int]) -> set[int]:
+    return set(active_users().filter(id__in=set(user_ids)).values_list("id", flat=True))
+
+
 def user_is_active(user_id: int) -> bool:
     """False once the user is deleted or deactivated."""
-    return get_user_model().objects.filter(pk=user_id, is_active=True).exists()
+    return active_users().filter(pk=user_id).exists()

@@ -12,6 +12,17 @@ from quantumworks.protocol import FrameError, require_int, require_str
 from quantumworks.realtime import iso
 
 
+def authenticated_frame(*, user_id: int, last_seq: int) -> dict[str, Any]:
+    """The `authenticated` frame: on connect, and after each `authenticate`."""
+    return {
+        "type": "authenticated",
+        "user_id": user_id,
+        "last_seq": last_seq,
+        "heartbeat_interval": settings.QW_HEARTBEAT_SECONDS,
+        "timestamp": iso(timezone.now()),
+    }
+
+
 async def ping(consumer, frame: dict[str, Any]) -> None:
     await consumer.send_frame({"type": "pong", "timestamp": iso(timezone.now())})
 
@@ -33,13 +44,7 @@ async def authenticate(consumer, frame: dict[str, Any]) -> None:
         raise FrameError("forbidden", "the token belongs to another user")
     consumer.schedule_expiry(auth.expires_at)
     await consumer.send_frame(
-        {
-            "type": "authenticated",
-            "user_id": auth.user_id,
-            "last_seq": consumer.last_sent_seq,
-            "heartbeat_interval": settings.QW_HEARTBEAT_SECONDS,
-            "timestamp": iso(timezone.now()),
-        }
+        authenticated_frame(user_id=auth.user_id, last_seq=consumer.last_sent_seq)
     )
 
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
+from quantumworks.selectors import active_user_ids
 from tasks.models import Project, Task, TaskStatus
 
 MAX_WATCHERS = 100
@@ -39,11 +39,6 @@ class TaskSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-def _active_user_ids(ids: set[int]) -> set[int]:
-    users = get_user_model().objects.filter(id__in=ids, is_active=True)
-    return set(users.values_list("id", flat=True))
-
-
 class TaskCreateSerializer(serializers.Serializer):
     """`project` must be one the caller can see; the service decides whether they may add to it."""
 
@@ -61,13 +56,13 @@ class TaskCreateSerializer(serializers.Serializer):
 
     # Users are checked in one query per field, not one per id.
     def validate_freelancer(self, value: int | None) -> int | None:
-        if value is not None and not _active_user_ids({value}):
+        if value is not None and not active_user_ids(user_ids=[value]):
             raise serializers.ValidationError(f'Invalid pk "{value}" - object does not exist.')
         return value
 
     def validate_watchers(self, value: list[int]) -> list[int]:
         ids = set(value)
-        missing = sorted(ids - _active_user_ids(ids))
+        missing = sorted(ids - active_user_ids(user_ids=ids))
         if missing:
             raise serializers.ValidationError(
                 [f'Invalid pk "{user_id}" - object does not exist.' for user_id in missing]
