@@ -32,7 +32,13 @@ from django.conf import settings
 from chat.selectors import contact_ids
 from quantumworks.db import run_db
 from quantumworks.realtime import send_ephemeral_rollback_unsafe, user_group
-from quantumworks.redis_client import async_redis, async_script, sync_script
+from quantumworks.redis_client import (
+    async_redis,
+    async_script,
+    presence_announced_key,
+    presence_sockets_key,
+    sync_script,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -120,12 +126,11 @@ class _Store(Protocol):
 class _RedisStore:
     @staticmethod
     def _keys(user_id: int) -> list[str]:
-        """The user's sockets (socket → expiry) and the announced index (user → latest expiry)."""
-        return [f"{settings.QW_CHANNEL_PREFIX}:presence:{user_id}", _RedisStore._index()]
+        return [presence_sockets_key(user_id), presence_announced_key()]
 
     @staticmethod
     def _index() -> str:
-        return f"{settings.QW_CHANNEL_PREFIX}:presence:announced"
+        return presence_announced_key()
 
     async def touch(self, *, user_id: int, socket: str, ttl: float) -> bool:
         result = await async_script(_TOUCH)(keys=self._keys(user_id), args=[socket, ttl, user_id])

@@ -14,7 +14,7 @@ from collections import defaultdict, deque
 
 from django.conf import settings
 
-from quantumworks.redis_client import async_script, sync_script
+from quantumworks.redis_client import async_script, rate_key, sync_script
 
 # One hit per KEYS[i] (a key may repeat), in order; returns, per hit, 0 when
 # allowed or the seconds until the window has room again.
@@ -50,7 +50,7 @@ async def hit_many(keys: list[str], *, limit: int, window_seconds: float) -> lis
     if settings.REDIS_URL:
         nonce = uuid.uuid4().hex[:12]
         waits = await async_script(_SLIDING_WINDOW)(
-            keys=[f"{settings.QW_CHANNEL_PREFIX}:rate:{key}" for key in keys],
+            keys=[rate_key(key) for key in keys],
             args=[now, window_seconds, limit, *(f"{now}:{nonce}:{i}" for i in range(len(keys)))],
         )
         return [_retry_after(float(wait)) for wait in waits]
@@ -62,7 +62,7 @@ def hit_sync(key: str, *, limit: int, window_seconds: float) -> float | None:
     now = time.time()
     if settings.REDIS_URL:
         waits = sync_script(_SLIDING_WINDOW)(
-            keys=[f"{settings.QW_CHANNEL_PREFIX}:rate:{key}"],
+            keys=[rate_key(key)],
             args=[now, window_seconds, limit, f"{now}:{uuid.uuid4().hex[:12]}:0"],
         )
         return _retry_after(float(waits[0]))

@@ -1,4 +1,4 @@
-"""Redis clients for the shared counters (rate limits, presence).
+"""Redis clients and key names for the shared counters (rate limits, presence).
 
 An asyncio Redis connection belongs to the event loop that opened it: a client
 shared across loops (the test session, `async_to_sync`) fails with "attached
@@ -90,3 +90,21 @@ def sync_script(source: str) -> Script:
         if script is None:
             script = _sync_scripts[source] = client.register_script(source)
         return script
+
+
+# --- key names -------------------------------------------------------------------
+# Every Redis key the code writes is named here, under QW_CHANNEL_PREFIX (which the
+# channel layer's own keys share): features cannot collide, and one prefix scan
+# finds everything a test run left behind.
+def rate_key(name: str) -> str:
+    return f"{settings.QW_CHANNEL_PREFIX}:rate:{name}"
+
+
+def presence_sockets_key(user_id: int) -> str:
+    """A user's live sockets: socket → expiry."""
+    return f"{settings.QW_CHANNEL_PREFIX}:presence:{user_id}"
+
+
+def presence_announced_key() -> str:
+    """Users announced online: user → latest expiry of their sockets."""
+    return f"{settings.QW_CHANNEL_PREFIX}:presence:announced"
