@@ -5,21 +5,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import signal
-import socket as stdlib_socket
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from asgiref.sync import sync_to_async
-from django.conf import settings as django_settings
 from rest_framework_simplejwt.tokens import AccessToken
 from websockets.asyncio.client import connect as ws_connect
 
 from chat.services import message_send, room_create
 from conftest import authed_client, token_for
-from quantumworks.testing.servers import database_url
+from quantumworks.testing.servers import ServerProcess
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -228,62 +225,18 @@ async def test_presence_is_in_the_openapi_schema(make_user):
 
 
 # --- real server processes -------------------------------------------------------------
-def _free_port() -> int:
-    with stdlib_socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture
-async def server_process(tmp_path):
+async def server_process():
     """Another server process on the test database and Redis, heartbeat 1 s."""
-    port = _free_port()
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "quantumworks.settings",
-        "DATABASE_URL": database_url(),
-        "REDIS_URL": django_settings.REDIS_URL,
-        "QW_CHANNEL_PREFIX": django_settings.QW_CHANNEL_PREFIX,
-        "SECRET_KEY": django_settings.SECRET_KEY,
-        "QW_DB_POOL": "0",
-        "QW_HEARTBEAT_SECONDS": "1",
-    }
-    log_path = tmp_path / "server.log"
-    with log_path.open("w") as log:
-        process = await asyncio.create_subprocess_exec(
-            str(REPO / ".venv/bin/python"),
-            *["-m", "quantumworks.serve", "--port", str(port)],
-            env=env,
-            cwd=REPO,
-            stdout=log,
-            stderr=asyncio.subprocess.STDOUT,
-        )
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 30
-    while True:
-        assert process.returncode is None, log_path.read_text()
-        assert loop.time() < deadline, "server did not start"
-        try:
-            _, writer = await asyncio.open_connection("127.0.0.1", port)
-        except OSError:
-            await asyncio.sleep(0.1)
-            continue
-        writer.close()
-        break
-    process.url = f"ws://127.0.0.1:{port}/ws/"
-    yield process
-    if process.returncode is None:
-        process.send_signal(signal.SIGTERM)
-    try:
-        await asyncio.wait_for(process.wait(), 10)
-    except TimeoutError:
-        process.kill()
-        await process.wait()
+    server = ServerProcess(QW_HEARTBEAT_SECONDS="1")
+    await asyncio.to_thread(server.start, 30)
+    yield server
+    await asyncio.to_thread(server.stop)
 
 
 @contextlib.asynccontextmanager
 async def remote_socket(server, user):
-    socket = await ws_connect(f"{server.url}?token={token_for(user)}", open_timeout=10)
+    socket = await ws_connect(f"{server.ws_url}?token={token_for(user)}", open_timeout=10)
     try:
         hello = json.loads(await asyncio.wait_for(socket.recv(), 10))
         assert hello["type"] == "authenticated"
@@ -319,8 +272,8 @@ async def test_users_of_a_killed_server_process_go_offline_after_the_expiry(
         assert await next_presence(bob_socket) == online(alice.id, True)
         assert (await presence_for(bob))["online"] == [alice.id]
 
-        server_process.kill()  # SIGKILL: no disconnect runs, nothing is removed
-        await server_process.wait()
+        # SIGKILL: no disconnect runs, nothing is removed
+        await asyncio.to_thread(server_process.kill)
 
         body = await wait_for_rest(bob, lambda body: body["online"] == [])
         assert body["contacts"] == [{"user_id": alice.id, "online": False}]
@@ -336,10 +289,11 @@ async def test_sigterm_restart_close_and_reconnect_elsewhere_does_not_flap_prese
     bob_socket = await open_socket(token=token_for(bob))
     async with remote_socket(server_process, alice) as remote_tab:
         assert await next_presence(bob_socket) == online(alice.id, True)
-        server_process.send_signal(signal.SIGTERM)
+        server_process.process.send_signal(signal.SIGTERM)
         await asyncio.wait_for(remote_tab.wait_closed(), 10)
         assert remote_tab.close_code == 4012
     await open_socket(token=token_for(alice))  # reconnect to another node
-    assert await asyncio.wait_for(server_process.wait(), 10) == 0  # a clean exit, not a kill
+    # a clean exit, not a kill
+    assert await asyncio.to_thread(server_process.process.wait, 10) == 0
     assert await presence_frames_within(bob_socket, 1.0) == []
     assert (await presence_for(bob))["online"] == [alice.id]

@@ -1,8 +1,10 @@
 """Real server processes for tests: `python -m quantumworks.serve` on a free port.
 
-They share the test database (committed data only: use
-django_db(transaction=True)) and the test run's Redis prefix, so events
-cross processes exactly as in production.
+The one way tests start a server. By default it shares the test database
+(committed data only: use django_db(transaction=True)) and the test run's
+Redis prefix, so events cross processes exactly as in production; with
+`services=False` it runs on the embedded defaults (no DATABASE_URL/REDIS_URL
+unless given).
 """
 
 from __future__ import annotations
@@ -35,8 +37,16 @@ def database_url() -> str:
 
 
 class ServerProcess:
-    def __init__(self, port: int | None = None, *, access_log: bool = False, **env: str) -> None:
+    def __init__(
+        self,
+        port: int | None = None,
+        *,
+        access_log: bool = False,
+        services: bool = True,
+        **env: str,
+    ) -> None:
         self.access_log = access_log
+        self.services = services
         self.port = port or free_port()
         self.extra_env = env
         self.process: subprocess.Popen | None = None
@@ -54,14 +64,20 @@ class ServerProcess:
     def start(self, timeout: float = 20) -> ServerProcess:
         env = {
             **os.environ,
-            "DATABASE_URL": database_url(),
-            "REDIS_URL": settings.REDIS_URL,
-            "QW_CHANNEL_PREFIX": settings.QW_CHANNEL_PREFIX,
-            "SECRET_KEY": settings.SECRET_KEY,
-            "QW_DB_POOL": "0",
             "DJANGO_SETTINGS_MODULE": "quantumworks.settings",
-            **self.extra_env,
         }
+        if self.services:
+            env.update(
+                DATABASE_URL=database_url(),
+                REDIS_URL=settings.REDIS_URL,
+                QW_CHANNEL_PREFIX=settings.QW_CHANNEL_PREFIX,
+                SECRET_KEY=settings.SECRET_KEY,
+                QW_DB_POOL="0",
+            )
+        else:
+            env.pop("DATABASE_URL", None)
+            env.pop("REDIS_URL", None)
+        env.update(self.extra_env)
         self.process = subprocess.Popen(
             [
                 sys.executable,

@@ -13,7 +13,7 @@ import urllib.request
 import pytest
 from websockets.asyncio.client import connect
 
-from quantumworks.testing.servers import ROOT, free_port
+from quantumworks.testing.servers import ROOT, ServerProcess
 
 pytestmark = pytest.mark.slow
 
@@ -41,30 +41,9 @@ def demo_server(tmp_path):
         [*manage, "seed_demo"], cwd=ROOT, env=env, check=True, capture_output=True, text=True
     )
     assert "alice" in seeded.stdout
-    port = free_port()
-    log = (tmp_path / "server.log").open("w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "quantumworks.serve", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(100):
-        try:
-            with urllib.request.urlopen(f"{base}/healthz", timeout=1):
-                break
-        except OSError:
-            if process.poll() is not None:
-                raise RuntimeError((tmp_path / "server.log").read_text()) from None
-            import time
-
-            time.sleep(0.1)
-    yield base, seeded.stdout
-    process.terminate()
-    process.wait(10)
-    log.close()
+    server = ServerProcess(services=False, DEBUG="1", DATABASE_URL=env["DATABASE_URL"]).start()
+    yield server.http_url, seeded.stdout
+    server.stop()
 
 
 async def test_demo_chat_round_trip_on_sqlite_and_in_memory_layer(demo_server):
