@@ -36,6 +36,9 @@ subscription_kinds: dict[str, SubscriptionKind] = {}
 durable_event_types: set[str] = set()
 # Awaited in registration order with the consumer; a hook keeps its own state
 # on the consumer and must not raise (a failing hook would close the socket).
+# A plain list, not a Django Signal: `Signal.asend` measured 144 µs per call
+# against 1.0 µs here (0.5 µs for a direct await), and these run on every
+# connect, heartbeat and close.
 socket_opened: list[ConnectionHook] = []
 socket_alive: list[BatchHook] = []  # once per heartbeat tick, with the sockets that beat
 socket_closed: list[ConnectionHook] = []
