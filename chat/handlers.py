@@ -7,6 +7,7 @@ from typing import Any
 
 from django.conf import settings
 
+from chat.frames import one_target, optional_client_msg_id
 from chat.selectors import room_member_ids
 from chat.services import (
     SendRequest,
@@ -16,12 +17,7 @@ from chat.services import (
 )
 from chat.writer import writer
 from quantumworks.db import run_db
-from quantumworks.protocol import (
-    FrameError,
-    one_target,
-    optional_client_msg_id,
-    require_int,
-)
+from quantumworks.protocol import FrameError, require_int
 from quantumworks.realtime import iso, send_ephemeral_rollback_unsafe, user_group
 
 ERROR_MESSAGES = {
