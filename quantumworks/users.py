@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from django.contrib.auth import get_user_model
 from django.db.models import Case, IntegerField, Value, When
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.decorators import api_view
 from rest_framework.response import Response
+
+from quantumworks.selectors import active_users
 
 MAX_RESULTS = 10
 
@@ -15,8 +16,8 @@ MAX_RESULTS = 10
 def users_search(*, query: str, exclude_id: int, limit: int = MAX_RESULTS) -> list[dict]:
     """Active users whose username contains `query`, prefix matches first."""
     return list(
-        get_user_model()
-        .objects.filter(is_active=True, username__icontains=query)
+        active_users()
+        .filter(username__icontains=query)
         .exclude(id=exclude_id)
         .annotate(
             rank=Case(
