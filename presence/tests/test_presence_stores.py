@@ -1,4 +1,4 @@
-"""The two presence stores follow the same rules (presence/hooks.py).
+"""The two presence stores follow the same rules (presence/store.py).
 
 Redis (every process, one Lua call per decision, Redis's clock) and process
 memory (the single-process demo, a lock, the process clock): each test runs
@@ -15,7 +15,7 @@ import uuid
 
 import pytest
 
-from presence.hooks import _MemoryStore, _RedisStore
+from presence.store import MemoryStore, RedisStore
 
 SHORT = 0.3  # seconds a socket counts without a heartbeat, in the expiry tests
 LONG = 60.0
@@ -29,8 +29,8 @@ def store(request, settings):
         # Keys of this test only (due() reads a whole index), under the run's prefix
         # so the session's cleanup removes them.
         settings.QW_CHANNEL_PREFIX = f"{settings.QW_CHANNEL_PREFIX}:stores{uuid.uuid4().hex[:8]}"
-        return _RedisStore()
-    return _MemoryStore()
+        return RedisStore()
+    return MemoryStore()
 
 
 @pytest.fixture
