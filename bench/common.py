@@ -25,8 +25,10 @@ from typing import Any
 
 import orjson
 
+from quantumworks.testing.servers import spawn_server, wait_healthy
+
 REPO = Path(__file__).resolve().parent.parent
-PYTHON = REPO / ".venv" / "bin" / "python"
+PYTHON = sys.executable  # the venv's, as `make bench` runs it
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -294,24 +296,8 @@ class ServerSlot:
         name = f"{self.label}#{len(self.lives) + 1}"
         log_path = self.log_dir / f"server-{name.replace('#', '-')}-{self.port}.log"
         with log_path.open("wb") as log:
-            process = subprocess.Popen(
-                [
-                    *self.launcher,
-                    str(PYTHON),
-                    "-m",
-                    "quantumworks.serve",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(self.port),
-                    *self.server_args,
-                ],
-                cwd=REPO,
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # a Ctrl-C of the bench does not hit the servers first
-            )
+            # A new session: a Ctrl-C of the bench does not hit the servers first.
+            process = spawn_server(self.port, env=self.env, log=log, new_session=True)
         life = ServerInstance(
             name=name,
             port=self.port,
@@ -325,21 +311,12 @@ class ServerSlot:
     def wait_ready(self, *, timeout: float = 60) -> ServerInstance:
         life = self.current
         assert life is not None
-        deadline = time.monotonic() + timeout
-        url = f"http://127.0.0.1:{self.port}/healthz"
-        while time.monotonic() < deadline:
-            if life.process.poll() is not None:
-                raise RuntimeError(f"server {life.name} exited early; see {life.log_path}")
-            try:
-                with urllib.request.urlopen(url, timeout=2) as response:
-                    if response.status == 200:
-                        life.ready_at = time.monotonic()
-                        life.cpu_at_ready = life.cpu_now()
-                        return life
-            except OSError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"server {life.name} not ready after {timeout}s; see {life.log_path}")
+        wait_healthy(
+            life.process, self.port, timeout=timeout, describe=lambda: f"see {life.log_path}"
+        )
+        life.ready_at = time.monotonic()
+        life.cpu_at_ready = life.cpu_now()
+        return life
 
     def kill(self) -> ServerInstance:
         """SIGKILL the current life (no graceful close: clients see a dropped TCP)."""

@@ -35,14 +35,17 @@ import random
 import subprocess
 import sys
 import time
-import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from quantumworks.testing.servers import spawn_server, wait_healthy
+
 REPO = Path(__file__).resolve().parent.parent
-PYTHON = REPO / ".venv" / "bin" / "python"
+PYTHON = sys.executable  # the venv's, as `make bench-history` runs it
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 SECRET = "qw-bench-secret-not-for-production-0123456789abcdef"
 PG = "postgresql://postgres@127.0.0.1:5432"
@@ -323,26 +326,10 @@ class Server:
     def __init__(self, env: dict[str, str], port: int, log_path: Path) -> None:
         self.port = port
         self.log = log_path.open("wb")
-        command = [str(PYTHON), "-m", "quantumworks.serve", "--host", "127.0.0.1"]
-        command += ["--port", str(port)]
-        self.process = subprocess.Popen(
-            ["taskset", "-c", "1", *command],
-            cwd=REPO,
-            env=env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+        self.process = spawn_server(
+            port, env=env, log=self.log, prefix=["taskset", "-c", "1"], new_session=True
         )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited; see {log_path}")
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2):
-                    return
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError("server not ready")
+        wait_healthy(self.process, port, timeout=60, describe=lambda: f"see {log_path}")
 
     def cpu(self) -> float:
         return proc_cpu_seconds(self.process.pid)

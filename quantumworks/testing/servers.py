@@ -1,6 +1,8 @@
-"""Real server processes for tests: `python -m quantumworks.serve` on a free port.
+"""Real server processes for tests and bench: `python -m quantumworks.serve`.
 
-The one way tests start a server. By default it shares the test database
+The one way tests and bench/ start a server: `spawn_server` and `wait_healthy`
+are the primitives (bench/ keeps its own bookkeeping around them); tests use
+`ServerProcess`. By default it shares the test database
 (committed data only: use django_db(transaction=True)) and the test run's
 Redis prefix, so events cross processes exactly as in production; with
 `services=False` it runs on the embedded defaults (no DATABASE_URL/REDIS_URL
@@ -16,7 +18,9 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import IO, Any
 from urllib.parse import quote
 
 from django.conf import settings
@@ -25,6 +29,61 @@ from django.db import connection
 from quantumworks.testing.infra import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def spawn_server(
+    port: int,
+    *,
+    env: dict[str, str],
+    log: IO[Any],
+    host: str = "127.0.0.1",
+    args: Sequence[str] = (),
+    prefix: Sequence[str] = (),
+    new_session: bool = False,
+) -> subprocess.Popen:
+    """Start `python -m quantumworks.serve` (this interpreter) from the repository root.
+
+    `prefix` wraps the command (e.g. `taskset -c 1`); `new_session` keeps a
+    Ctrl-C of the caller from reaching the server first.
+    """
+    return subprocess.Popen(
+        [
+            *prefix,
+            sys.executable,
+            "-m",
+            "quantumworks.serve",
+            "--host",
+            host,
+            "--port",
+            str(port),
+            *args,
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=new_session,
+    )
+
+
+def wait_healthy(
+    process: subprocess.Popen,
+    port: int,
+    *,
+    timeout: float,
+    describe: Callable[[], str] = str,
+) -> None:
+    """Return once GET /healthz answers; raise if the process exits first or time runs out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server on port {port} exited: {describe()}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"server on port {port} not ready after {timeout}s: {describe()}")
 
 
 def database_url() -> str:
@@ -78,30 +137,16 @@ class ServerProcess:
             env.pop("DATABASE_URL", None)
             env.pop("REDIS_URL", None)
         env.update(self.extra_env)
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "quantumworks.serve",
-                "--port",
-                str(self.port),
-                *(["--access-log"] if self.access_log else []),
-            ],
-            cwd=ROOT,
+        self.process = spawn_server(
+            self.port,
             env=env,
-            stdout=self.log,
-            stderr=self.log,
+            log=self.log,
+            args=["--access-log"] if self.access_log else [],
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited: {self.output()[-2000:]}")
-            try:
-                with urllib.request.urlopen(f"{self.http_url}/healthz", timeout=1):
-                    return self
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError("server did not start")
+        wait_healthy(
+            self.process, self.port, timeout=timeout, describe=lambda: self.output()[-2000:]
+        )
+        return self
 
     def kill(self) -> None:
         if self.process and self.process.poll() is None:
