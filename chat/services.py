@@ -229,7 +229,7 @@ def messages_send_batch(requests: Sequence[SendRequest]) -> list[SendResult]:
         )
         record_events(
             DurableEvent(
-                type="chat_message",
+                type=events.CHAT_MESSAGE,
                 payload=events.chat_message_payload(
                     message_id=message_id,
                     sender_id=request.sender_id,
@@ -304,7 +304,7 @@ def message_mark_delivered(*, user_id: int, message_id: int) -> bool:
         record_events(
             [
                 DurableEvent(
-                    type="message_status",
+                    type=events.MESSAGE_STATUS,
                     payload=events.message_status_payload(
                         message_id=message_id, status="delivered", by=user_id, at=now
                     ),
@@ -367,7 +367,7 @@ def message_mark_read(*, user_id: int, message_id: int) -> bool:
                 latest_by_sender[sender_id] = max(latest_by_sender[sender_id], mid)
         record_events(
             DurableEvent(
-                type="message_status",
+                type=events.MESSAGE_STATUS,
                 payload=events.message_status_payload(
                     message_id=latest_id, status="read", by=user_id, at=now
                 ),
@@ -451,7 +451,7 @@ def messages_hide(*, message_ids: Sequence[int]) -> int:
             room_members[room_id].append(user_id)
         record_events(
             DurableEvent(
-                type="message_deleted",
+                type=events.MESSAGE_DELETED,
                 payload={"message_id": message_id},
                 user_ids=events.chat_message_recipients(
                     sender_id=sender_id,
