@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from typing import Any
 
 import redis
 import redis.asyncio
@@ -42,14 +43,14 @@ def async_redis() -> redis.asyncio.Redis:
     return client
 
 
-def _new_async_client(**options) -> redis.asyncio.Redis:
+def _new_async_client(**options: Any) -> redis.asyncio.Redis:
     if settings.QW_REDIS_SENTINELS:
         sentinel = redis.asyncio.sentinel.Sentinel(settings.QW_REDIS_SENTINELS, **options)
         return sentinel.master_for(settings.QW_REDIS_SENTINEL_MASTERS[0], **options)
     return redis.asyncio.Redis.from_url(settings.REDIS_URL, **options)
 
 
-def new_sync_client(**options) -> redis.Redis:
+def new_sync_client(**options: Any) -> redis.Redis:
     """A fresh client to the counters' Redis (the caller closes it)."""
     if settings.QW_REDIS_SENTINELS:
         sentinel = redis.sentinel.Sentinel(settings.QW_REDIS_SENTINELS, **options)
@@ -57,7 +58,7 @@ def new_sync_client(**options) -> redis.Redis:
     return redis.Redis.from_url(settings.REDIS_URL, **options)
 
 
-def layer_clients(**options) -> list[redis.Redis]:
+def layer_clients(**options: Any) -> list[redis.Redis]:
     """One fresh client per channel-layer shard (readiness checks; the caller closes them)."""
     if settings.QW_REDIS_SENTINELS:
         sentinel = redis.sentinel.Sentinel(settings.QW_REDIS_SENTINELS, **options)

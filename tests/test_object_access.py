@@ -18,7 +18,7 @@ from django.utils import timezone
 from chat.models import ChatMessage, Room, RoomMembership
 from conftest import authed_client, token_for
 from notifications.models import Notification
-from quantumworks.subscriptions import GROUP_OF_KIND
+from quantumworks import registry
 from tasks.models import Project, Task
 
 MODEL_OF_PARAM = {
@@ -171,11 +171,11 @@ async def test_a_subscription_to_a_foreign_object_is_the_same_forbidden_as_an_un
     from asgiref.sync import sync_to_async
 
     world = await sync_to_async(build_world)(make_user)
-    assert set(GROUP_OF_KIND) <= set(MODEL_OF_KIND)
+    assert set(registry.subscription_kinds) <= set(MODEL_OF_KIND)
     pairs = 0
     for viewer in world.viewers:
         socket = await open_socket(token=await sync_to_async(token_for)(viewer))
-        for kind in GROUP_OF_KIND:
+        for kind in registry.subscription_kinds:
             model = MODEL_OF_KIND[kind]
             await socket.send({"type": "subscribe", "channel": f"{kind}:{world.unknown[model]}"})
             unknown = await socket.receive_type("error")
@@ -186,4 +186,6 @@ async def test_a_subscription_to_a_foreign_object_is_the_same_forbidden_as_an_un
                 pairs += 1
         await socket.send({"type": "ping"})
         await socket.receive_type("pong")
-    assert pairs == 2 * sum(len(world.foreign[MODEL_OF_KIND[kind]]) for kind in GROUP_OF_KIND)
+    assert pairs == 2 * sum(
+        len(world.foreign[MODEL_OF_KIND[kind]]) for kind in registry.subscription_kinds
+    )
