@@ -71,7 +71,7 @@ MYPY_FILES := \
 	notifications/services.py notifications/signals.py \
 	tasks/events.py tasks/models.py tasks/selectors.py tasks/services.py tasks/signals.py \
 	quantumworks/models.py quantumworks/selectors.py chat/state.py chat/selectors.py \
-	quantumworks/registry.py \
+	quantumworks/registry.py quantumworks/domain_errors.py \
 	quantumworks/protocol.py quantumworks/redis_client.py presence/store.py chat/events.py
 
 # nginx (Debian's, run as our own child with a generated config) in front of N processes.

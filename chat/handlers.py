@@ -17,7 +17,8 @@ from chat.services import (
 )
 from chat.writer import writer
 from quantumworks.db import run_db
-from quantumworks.protocol import FrameError, require_int
+from quantumworks.domain_errors import DomainError, NotFound
+from quantumworks.protocol import FrameError, frame_error, require_int
 from quantumworks.realtime import iso, send_ephemeral_rollback_unsafe, user_group
 
 ERROR_MESSAGES = {
@@ -35,6 +36,8 @@ async def chat_message(consumer, frame: dict[str, Any]) -> None:
     except FrameError as error:
         error.ref = client_msg_id
         raise
+    except DomainError as error:
+        raise frame_error(error, ref=client_msg_id) from None
     result = await writer.submit(
         SendRequest(
             sender_id=consumer.user_id,
@@ -102,13 +105,13 @@ async def typing(consumer, frame: dict[str, Any]) -> None:
 async def message_received(consumer, frame: dict[str, Any]) -> None:
     message_id = require_int(frame, "message_id")
     if not await run_db(message_mark_delivered)(user_id=consumer.user_id, message_id=message_id):
-        raise FrameError("not_found", "no such message")
+        raise NotFound("no such message")
 
 
 async def read_receipt(consumer, frame: dict[str, Any]) -> None:
     message_id = require_int(frame, "message_id")
     if not await run_db(message_mark_read)(user_id=consumer.user_id, message_id=message_id):
-        raise FrameError("not_found", "no such message")
+        raise NotFound("no such message")
 
 
 HANDLERS = {

@@ -9,8 +9,8 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from chat.selectors import user_exists
-from chat.services import CONTENT_NOT_TEXT, clean_content
-from quantumworks.protocol import FrameError
+from chat.services import clean_content
+from quantumworks.domain_errors import ContentInvalid, ContentNotText, ContentTooLarge
 from quantumworks.selectors import active_user_ids
 
 
@@ -47,10 +47,12 @@ class ContentField(serializers.Field):
             self.fail("invalid")
         try:
             return clean_content(data)
-        except FrameError as error:
-            if error.code == "too_large":
-                self.fail("too_large")
-            self.fail("not_text" if error.message == CONTENT_NOT_TEXT else "blank")
+        except ContentTooLarge:
+            self.fail("too_large")
+        except ContentNotText:
+            self.fail("not_text")
+        except ContentInvalid:
+            self.fail("blank")
 
     def to_representation(self, value: str) -> str:
         return value

@@ -23,7 +23,7 @@ from chat.state import (
     state_room_recount,
 )
 from quantumworks.bulk_sql import execute_returning, fetch, ids_where_in
-from quantumworks.protocol import FrameError
+from quantumworks.domain_errors import ContentInvalid, ContentNotText, ContentTooLarge
 from quantumworks.realtime import (
     DurableEvent,
     record_events,
@@ -41,16 +41,16 @@ _CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 def clean_content(raw: object) -> str:
     """SPEC §6: control characters but \\n and \\t removed, trimmed, 1–10,000 chars, ≤ 10 KiB."""
     if not isinstance(raw, str):
-        raise FrameError("invalid_message", "'content' must be a string")
+        raise ContentInvalid("'content' must be a string")
     content = _CONTROL_CHARS.sub("", raw).strip()
     if not content:
-        raise FrameError("invalid_message", "'content' is empty")
+        raise ContentInvalid("'content' is empty")
     try:
         size = len(content.encode("utf-8"))
     except UnicodeEncodeError:  # a lone surrogate: no UTF-8 text, nothing a database can store
-        raise FrameError("invalid_message", CONTENT_NOT_TEXT) from None
+        raise ContentNotText(CONTENT_NOT_TEXT) from None
     if len(content) > MAX_CONTENT_CHARS or size > MAX_CONTENT_BYTES:
-        raise FrameError("too_large", "'content' exceeds 10,000 characters or 10 KiB")
+        raise ContentTooLarge("'content' exceeds 10,000 characters or 10 KiB")
     return content
 
 

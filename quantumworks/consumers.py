@@ -22,8 +22,15 @@ from django.conf import settings
 from quantumworks import heartbeats, metrics, registry
 from quantumworks.auth import USER_INACTIVE, SocketAuth, socket_session
 from quantumworks.db import run_db
+from quantumworks.domain_errors import DomainError
 from quantumworks.incidents import new_incident_id
-from quantumworks.protocol import SEND_BUFFER_EXTENSION, SLOW_CONSUMER_CODE, FrameError, query_param
+from quantumworks.protocol import (
+    SEND_BUFFER_EXTENSION,
+    SLOW_CONSUMER_CODE,
+    FrameError,
+    frame_error,
+    query_param,
+)
 from quantumworks.realtime import (
     BROADCAST_GROUP,
     dumps,
@@ -233,7 +240,10 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
                 frame_type = "unknown"
                 raise FrameError("unknown_type", "unknown frame type")
             metrics.FRAMES_IN.labels(frame_type).inc()
-            await handler(self, frame)
+            try:
+                await handler(self, frame)
+            except DomainError as error:
+                raise frame_error(error) from None
         except FrameError as error:
             if error.code == "rate_limited":
                 metrics.RATE_LIMITED.labels(frame_type).inc()

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qs
 
+from quantumworks import domain_errors
+
 ERROR_CODES = frozenset(
     {
         "invalid_json",
@@ -61,6 +63,21 @@ class FrameError(Exception):
 
 # Ids and seqs are PostgreSQL bigints; orjson parses integers up to 2**64 - 1,
 # which the database would refuse with an error instead of an answer.
+# Most specific class first: ContentTooLarge is a ContentInvalid.
+_CODE_OF_ERROR: tuple[tuple[type[domain_errors.DomainError], str], ...] = (
+    (domain_errors.ContentTooLarge, "too_large"),
+    (domain_errors.ContentInvalid, "invalid_message"),
+    (domain_errors.NotFound, "not_found"),
+    (domain_errors.Forbidden, "forbidden"),
+)
+
+
+def frame_error(error: domain_errors.DomainError, *, ref: str | None = None) -> FrameError:
+    """The `error` frame a socket client gets for a domain error."""
+    code = next(code for kind, code in _CODE_OF_ERROR if isinstance(error, kind))
+    return FrameError(code, error.message, ref=ref)
+
+
 BIGINT_MAX = 2**63 - 1
 
 

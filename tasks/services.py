@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from django.db import transaction
 
 from notifications.services import notifications_create_bulk
+from quantumworks.domain_errors import DomainError, Forbidden, NotFound
 from quantumworks.realtime import record_event, send_ephemeral_on_commit
 from tasks import events
 from tasks.models import Project, Task, TaskStatus
@@ -37,15 +38,15 @@ ALLOWED_TRANSITIONS: dict[str, tuple[str, ...]] = {
 STATUS_CHANGE_ATTR = "_qw_status_change"
 
 
-class TaskNotFound(Exception):
+class TaskNotFound(NotFound):
     """No such task, or one the actor takes no part in (the caller answers 404 for both)."""
 
 
-class TaskPermissionDenied(Exception):
+class TaskPermissionDenied(Forbidden):
     """The actor sees the object but may not do this to it."""
 
 
-class InvalidTransition(Exception):
+class InvalidTransition(DomainError):
     def __init__(self, *, current: str, requested: str) -> None:
         self.current = current
         self.requested = requested

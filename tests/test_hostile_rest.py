@@ -16,7 +16,8 @@ from chat.models import ChatMessage
 from chat.serializers import MessageSendSerializer
 from chat.services import CONTENT_NOT_TEXT, clean_content
 from conftest import authed_client
-from quantumworks.protocol import FrameError
+from quantumworks.domain_errors import ContentNotText
+from quantumworks.protocol import frame_error
 from tasks.models import Project, Task
 from tasks.tests.conftest import build_board
 
@@ -99,9 +100,11 @@ def test_a_lone_surrogate_as_task_status_is_a_400_and_changes_nothing(board):
 
 
 def test_content_with_a_lone_surrogate_is_invalid_text_for_every_caller():
-    with pytest.raises(FrameError) as refused:
+    with pytest.raises(ContentNotText) as refused:
         clean_content("a\ud800b")
-    assert (refused.value.code, refused.value.message) == ("invalid_message", CONTENT_NOT_TEXT)
+    # the service speaks the domain; the socket edge makes it a SPEC §5 error frame
+    frame = frame_error(refused.value).as_frame()
+    assert (frame["code"], frame["message"]) == ("invalid_message", CONTENT_NOT_TEXT)
     field = MessageSendSerializer(data={"receiver_id": 1, "content": "\udfff"})
     assert not field.is_valid()
     assert field.errors == {"content": ["Not valid Unicode text."]}
