@@ -42,6 +42,8 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from common import bench_env  # bench/ is the script's own directory
+
 from quantumworks.testing.servers import spawn_server, wait_healthy
 
 REPO = Path(__file__).resolve().parent.parent
@@ -54,21 +56,11 @@ YEAR = timedelta(days=365)
 
 
 def env_for(db_name: str, prefix: str) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        {
-            "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{db_name}",
-            "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
-            "SECRET_KEY": SECRET,
-            "QW_CHANNEL_PREFIX": prefix,
-            "QW_RATE_CHAT_PER_MIN": "1000000",
-            "QW_ACCESS_TOKEN_MINUTES": "600",
-            "DJANGO_SETTINGS_MODULE": "quantumworks.settings",
-            "PYTHONUNBUFFERED": "1",
-        }
+    return bench_env(
+        db_name=db_name,
+        redis_url=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
+        prefix=prefix,
     )
-    env.pop("DEBUG", None)
-    return env
 
 
 def percentile(values: list[float], pct: float) -> float | None:
