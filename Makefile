@@ -27,7 +27,7 @@ $(BIN)/.installed: $(BIN)/.installed-runtime requirements-dev.txt
 run: $(BIN)/.installed-runtime
 	DEBUG=1 $(BIN)/python manage.py migrate --noinput -v0
 	DEBUG=1 $(BIN)/python manage.py seed_demo
-	DEBUG=1 $(BIN)/python -m quantumworks.serve --host $(HOST) --port $(PORT) --access-log
+	DEBUG=1 $(BIN)/python -m servers --host $(HOST) --port $(PORT) --access-log
 
 services:
 	./scripts/ensure_services.sh
@@ -70,9 +70,11 @@ MYPY_FILES := \
 	notifications/events.py notifications/models.py notifications/selectors.py \
 	notifications/services.py notifications/signals.py \
 	tasks/events.py tasks/models.py tasks/selectors.py tasks/services.py tasks/signals.py \
-	quantumworks/models.py quantumworks/selectors.py chat/state.py chat/selectors.py \
-	quantumworks/registry.py quantumworks/domain_errors.py \
-	quantumworks/protocol.py quantumworks/redis_client.py presence/store.py chat/events.py
+	realtime/models.py realtime/selectors.py chat/state.py chat/selectors.py \
+	realtime/registry.py realtime/domain_errors.py \
+	realtime/protocol.py realtime/redis_client.py presence/store.py chat/events.py \
+	realtime/frames.py realtime/publisher.py realtime/outbox.py realtime/transport.py \
+	realtime/heartbeats.py
 
 # nginx (Debian's, run as our own child with a generated config) in front of N processes.
 N ?= 2
@@ -84,6 +86,6 @@ lint: $(BIN)/.installed node_modules/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy $(MYPY_FILES)
-	npx --no-install biome lint quantumworks/static tests/js
-	npx --no-install biome format quantumworks/static tests/js
+	npx --no-install biome lint realtime/static demo/static tests/js
+	npx --no-install biome format realtime/static demo/static tests/js
 	$(BIN)/lint-imports

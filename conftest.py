@@ -15,10 +15,10 @@ from django.contrib.auth import get_user_model
 from django.db import connections
 from rest_framework.test import APIClient
 
-from quantumworks import realtime
 from quantumworks.asgi import application
-from quantumworks.db import close_db_thread_connections
-from quantumworks.tokens import AccessToken
+from realtime.auth.tokens import AccessToken
+from realtime.db import close_db_thread_connections
+from realtime.publisher import publisher
 
 PASSWORD = "correct-horse-battery"
 
@@ -85,15 +85,15 @@ def published():
     """Every (group, layer message) the publisher hands to the channel layer in the test."""
     captured: list[tuple[str, dict]] = []
     listener = captured.extend
-    realtime.publisher.listeners.append(listener)
+    publisher.listeners.append(listener)
     yield captured
-    realtime.publisher.listeners.remove(listener)
+    publisher.listeners.remove(listener)
 
 
 @pytest.fixture
 def servers():
-    """Start real server processes (`python -m quantumworks.serve`); all stop at teardown."""
-    from quantumworks.testing.servers import ServerProcess
+    """Start real server processes (`python -m servers`); all stop at teardown."""
+    from testkit.servers import ServerProcess
 
     started: list[ServerProcess] = []
 

@@ -366,7 +366,7 @@ def after_restarts(query: Callable[[], Any]) -> Any:
 
 
 def inbox_last_seqs(user_ids: list[int]) -> dict[int, int]:
-    from quantumworks.models import UserInbox
+    from realtime.models import UserInbox
 
     return after_restarts(
         lambda: dict(
@@ -397,7 +397,7 @@ class Verdict:
 
 def verify(run: ChaosRun) -> Verdict:
     from chat.models import ChatMessage
-    from quantumworks.models import Event
+    from realtime.models import Event
 
     verdict = Verdict(lost_examples=[])
     user_ids = [client.user.id for client in run.clients]
@@ -563,7 +563,7 @@ def report(
 
 def start_private_services(args: argparse.Namespace) -> PrivateServices:
     """Our own Redis and PostgreSQL on spare ports: the restarts hit only these."""
-    from quantumworks.testing.infra import PostgresCluster, RedisServer
+    from testkit.infra import PostgresCluster, RedisServer
 
     services = PrivateServices()
     if not args.shared_services:
@@ -589,7 +589,7 @@ def main() -> int:
         start_servers(slots)
         log(f"servers ready: {', '.join(f'{s.current.name}:{s.port}' for s in slots)}")
         if not args.no_nginx:
-            from quantumworks.testing.infra import Nginx
+            from testkit.infra import Nginx
 
             services.nginx = Nginx([slot.port for slot in slots]).start()
             log(f"nginx :{services.nginx.port} in front (logs in {services.nginx.dir})")

@@ -2,7 +2,7 @@
 
 Everything here talks to real local services over loopback: PostgreSQL (the
 bench's own database, default `qw_bench`), Redis (its own channel prefix,
-`qwbench`) and server processes started with `python -m quantumworks.serve`.
+`qwbench`) and server processes started with `python -m servers`.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import Any
 
 import orjson
 
-from quantumworks.testing.servers import spawn_server, wait_healthy
+from testkit.servers import spawn_server, wait_healthy
 
 REPO = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable  # the venv's, as `make bench` runs it
@@ -280,7 +280,7 @@ class ServerSlot:
         self.env = env
         self.log_dir = log_dir
         self.launcher = launcher  # e.g. ("taskset", "-c", "1"): pins the server to a core
-        self.server_args = server_args  # extra `quantumworks.serve` options
+        self.server_args = server_args  # extra `python -m servers` options
         self.lives: list[ServerInstance] = []
 
     @property

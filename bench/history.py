@@ -44,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from common import bench_env  # bench/ is the script's own directory
 
-from quantumworks.testing.servers import spawn_server, wait_healthy
+from testkit.servers import spawn_server, wait_healthy
 
 REPO = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable  # the venv's, as `make bench-history` runs it

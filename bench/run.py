@@ -4,7 +4,7 @@
     .venv/bin/python bench/run.py --only w2 --w2-rates 1000 --server uvicorn
     .venv/bin/python bench/run.py --only w1 --profile /tmp/prof   # py-spy while it runs
 
-One server process (`python -m quantumworks.serve`) pinned to one core
+One server process (`python -m servers`) pinned to one core
 (`taskset -c 1`), the Node `ws` load generator (bench/loadgen.mjs) pinned to
 the other (`taskset -c 0`); PostgreSQL and Redis local and unpinned. Each run
 gets a freshly started server. This script prepares the bench's own database
@@ -58,9 +58,7 @@ LOADGEN_CORE = "0"
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", default="w1,w2,w3", help="workloads to run, e.g. w1,w3")
-    parser.add_argument(
-        "--server", default=None, help="quantumworks.serve --server (default: its default)"
-    )
+    parser.add_argument("--server", default=None, help="servers --server (default: its default)")
     parser.add_argument("--repeat", type=int, default=1, help="run each workload this many times")
     parser.add_argument("--w1-sockets", type=int, default=10_000)
     parser.add_argument("--w1-rate", type=float, default=500, help="connects per second")

@@ -31,8 +31,8 @@ from chat.services import (
     room_create,
     room_remove_member,
 )
-from quantumworks import ratelimit
-from quantumworks.pagination import NewestFirstPagination
+from realtime import ratelimit
+from realtime.rest.pagination import NewestFirstPagination
 
 RateLimitedSerializer = inline_serializer(
     "RateLimited",

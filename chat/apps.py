@@ -6,7 +6,7 @@ class ChatConfig(AppConfig):
 
     def ready(self) -> None:
         from chat import events, handlers, selectors
-        from quantumworks import registry
+        from realtime import registry
 
         registry.register_durable_event_types(*events.DURABLE_EVENT_TYPES)
         registry.register_frame_handlers(handlers.HANDLERS)

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from quantumworks.realtime import iso
+from realtime.frames import iso
 
 CHAT_MESSAGE = "chat_message"
 MESSAGE_STATUS = "message_status"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from quantumworks.protocol import FrameError, require_int
+from realtime.protocol import FrameError, require_int
 
 
 def optional_int(frame: dict[str, Any], field: str) -> int | None:

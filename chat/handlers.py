@@ -16,10 +16,11 @@ from chat.services import (
     message_mark_read,
 )
 from chat.writer import writer
-from quantumworks.db import run_db
-from quantumworks.domain_errors import DomainError, NotFound
-from quantumworks.protocol import FrameError, frame_error, require_int
-from quantumworks.realtime import iso, send_ephemeral_rollback_unsafe, user_group
+from realtime.db import run_db
+from realtime.domain_errors import DomainError, NotFound
+from realtime.frames import iso
+from realtime.outbox import send_ephemeral_rollback_unsafe, user_group
+from realtime.protocol import FrameError, frame_error, require_int
 
 ERROR_MESSAGES = {
     "rate_limited": "too many messages",

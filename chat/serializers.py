@@ -10,8 +10,8 @@ from rest_framework import serializers
 
 from chat.selectors import user_exists
 from chat.services import clean_content
-from quantumworks.domain_errors import ContentInvalid, ContentNotText, ContentTooLarge
-from quantumworks.selectors import active_user_ids
+from realtime.domain_errors import ContentInvalid, ContentNotText, ContentTooLarge
+from realtime.selectors import active_user_ids
 
 
 def _does_not_exist(user_id: int) -> str:

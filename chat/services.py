@@ -22,15 +22,15 @@ from chat.state import (
     state_room_left,
     state_room_recount,
 )
-from quantumworks.bulk_sql import execute_returning, fetch, ids_where_in
-from quantumworks.domain_errors import ContentInvalid, ContentNotText, ContentTooLarge
-from quantumworks.realtime import (
+from realtime.bulk_sql import execute_returning, fetch, ids_where_in
+from realtime.domain_errors import ContentInvalid, ContentNotText, ContentTooLarge
+from realtime.outbox import (
     DurableEvent,
     record_events,
     send_control_on_commit,
     user_group,
 )
-from quantumworks.selectors import active_user_ids
+from realtime.selectors import active_user_ids
 
 MAX_CONTENT_CHARS = 10_000
 MAX_CONTENT_BYTES = 10 * 1024

@@ -23,7 +23,7 @@ from django.db.models import Case, F, Q, QuerySet, Subquery, When
 
 from chat.models import ChatMessage, ConversationState
 from chat.selectors import direct_messages, room_messages
-from quantumworks.bulk_sql import execute_returning
+from realtime.bulk_sql import execute_returning
 
 _STATE = ConversationState._meta.db_table
 _MESSAGES = ChatMessage._meta.db_table

@@ -17,9 +17,9 @@ from django.conf import settings
 from redis.exceptions import RedisError
 
 from chat.services import SendRequest, SendResult, messages_send_batch
-from quantumworks import ratelimit
-from quantumworks.db import run_db
-from quantumworks.incidents import new_incident_id
+from realtime import ratelimit
+from realtime.db import run_db
+from realtime.incidents import new_incident_id
 
 logger = logging.getLogger(__name__)
 

@@ -7,6 +7,6 @@ class DemoConfig(AppConfig):
     name = "demo"
 
     def ready(self) -> None:
-        from quantumworks import registry
+        from realtime import registry
 
         registry.register_urls("", "demo.urls")

@@ -21,7 +21,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from quantumworks.testing.infra import Nginx, free_port, wait_for  # noqa: E402
+from testkit.infra import Nginx, free_port, wait_for  # noqa: E402
 
 
 def main() -> int:
@@ -59,7 +59,7 @@ def main() -> int:
     for port in ports:
         servers.append(
             subprocess.Popen(  # noqa: S603
-                [python, "-m", "quantumworks.serve", "--port", str(port), "--access-log"],
+                [python, "-m", "servers", "--port", str(port), "--access-log"],
                 cwd=REPO,
                 env=env,
                 start_new_session=True,  # Ctrl-C reaches them through us, as SIGTERM (4012)

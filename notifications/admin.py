@@ -15,9 +15,9 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
+from accounts.services import users_deactivate
 from notifications.models import Notification
 from notifications.services import announcement_send
-from quantumworks.accounts import users_deactivate
 
 User = get_user_model()
 

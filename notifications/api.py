@@ -15,7 +15,7 @@ from notifications.serializers import (
     NotificationSerializer,
     ReadAllResultSerializer,
 )
-from quantumworks.pagination import NewestFirstPagination
+from realtime.rest.pagination import NewestFirstPagination
 
 
 class NotificationPagination(NewestFirstPagination):

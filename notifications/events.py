@@ -7,7 +7,8 @@ from datetime import datetime
 from typing import Any
 
 from notifications.models import Notification
-from quantumworks.realtime import DurableEvent, iso
+from realtime.frames import iso
+from realtime.outbox import DurableEvent
 
 NOTIFICATION = "notification"
 NOTIFICATION_READ = "notification_read"

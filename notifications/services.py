@@ -10,8 +10,8 @@ from django.utils import timezone
 
 from notifications.events import notification_event, notification_read_event
 from notifications.models import Notification
-from quantumworks.realtime import record_events
-from quantumworks.selectors import active_users
+from realtime.outbox import record_events
+from realtime.selectors import active_users
 
 ANNOUNCEMENT_TYPE = "announcement"
 ANNOUNCEMENT_CHUNK = 2000

@@ -15,7 +15,7 @@ from django.dispatch import receiver
 
 from notifications.events import notification_event
 from notifications.models import Notification
-from quantumworks.realtime import record_events
+from realtime.outbox import record_events
 
 
 @receiver(post_save, sender=Notification, dispatch_uid="notification_record_event")

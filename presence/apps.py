@@ -6,7 +6,7 @@ class PresenceConfig(AppConfig):
 
     def ready(self) -> None:
         from presence import hooks
-        from quantumworks import registry
+        from realtime import registry
 
         registry.register_connect_read(hooks.CONTACTS_READ, hooks.connect_contacts)
         registry.register_connection_hooks(

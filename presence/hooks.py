@@ -29,8 +29,8 @@ from django.conf import settings
 
 from chat.selectors import contact_ids
 from presence.store import current_store
-from quantumworks.db import run_db
-from quantumworks.realtime import send_ephemeral_rollback_unsafe, user_group
+from realtime.db import run_db
+from realtime.outbox import send_ephemeral_rollback_unsafe, user_group
 
 logger = logging.getLogger(__name__)
 

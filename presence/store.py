@@ -16,7 +16,7 @@ from typing import Protocol
 
 from django.conf import settings
 
-from quantumworks.redis_client import (
+from realtime.redis_client import (
     async_redis,
     async_script,
     presence_announced_key,

@@ -10,8 +10,8 @@ django_asgi_app = get_asgi_application()
 from channels.routing import ProtocolTypeRouter, URLRouter
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
 
-from quantumworks.auth import JWTAuthMiddleware, OriginGuard
 from quantumworks.routing import websocket_urlpatterns
+from realtime.auth.socket import JWTAuthMiddleware, OriginGuard
 
 application = ProtocolTypeRouter(
     {

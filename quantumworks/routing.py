@@ -1,6 +1,6 @@
 from django.urls import re_path
 
-from quantumworks.consumers import RealtimeConsumer
+from realtime.consumers import RealtimeConsumer
 
 websocket_urlpatterns = [
     re_path(r"^ws/?$", RealtimeConsumer.as_asgi()),

@@ -45,7 +45,8 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "channels",
-    "quantumworks",
+    "realtime",
+    "accounts",
     "chat",
     "notifications",
     "tasks",
@@ -61,7 +62,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "quantumworks.errors.IncidentMiddleware",
+    "realtime.rest.errors.IncidentMiddleware",
 ]
 
 ROOT_URLCONF = "quantumworks.urls"
@@ -141,7 +142,7 @@ QW_CHANNEL_LAYER = env.str("QW_CHANNEL_LAYER", default="pubsub")
 if REDIS_URL and QW_CHANNEL_LAYER == "pubsub":
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "quantumworks.layers.PubSubChannelLayer",
+            "BACKEND": "realtime.layers.PubSubChannelLayer",
             "CONFIG": {"hosts": _LAYER_HOSTS, "prefix": QW_CHANNEL_PREFIX},
         }
     }
@@ -169,13 +170,13 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "quantumworks.authentication.JWTAuthentication",
+        "accounts.authentication.JWTAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PARSER_CLASSES": [
-        "quantumworks.parsers.JSONParser",
+        "realtime.rest.parsers.JSONParser",
         "rest_framework.parsers.FormParser",
         "rest_framework.parsers.MultiPartParser",
     ],
@@ -184,7 +185,7 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.JSONRenderer",
         *(["rest_framework.renderers.BrowsableAPIRenderer"] if DEBUG else []),
     ],
-    "EXCEPTION_HANDLER": "quantumworks.errors.api_exception_handler",
+    "EXCEPTION_HANDLER": "realtime.rest.errors.api_exception_handler",
 }
 SIMPLE_JWT = {
     "ACCESS_TOKEN_LIFETIME": timedelta(minutes=env.int("QW_ACCESS_TOKEN_MINUTES", default=15)),
@@ -192,9 +193,9 @@ SIMPLE_JWT = {
     "ROTATE_REFRESH_TOKENS": False,
     "UPDATE_LAST_LOGIN": False,
     # Sub-second `iat`: logout refuses tokens issued before it, not a sign-in right after.
-    "AUTH_TOKEN_CLASSES": ("quantumworks.tokens.AccessToken",),
-    "TOKEN_OBTAIN_SERIALIZER": "quantumworks.tokens.TokenObtainPairSerializer",
-    "TOKEN_REFRESH_SERIALIZER": "quantumworks.tokens.TokenRefreshSerializer",
+    "AUTH_TOKEN_CLASSES": ("realtime.auth.tokens.AccessToken",),
+    "TOKEN_OBTAIN_SERIALIZER": "realtime.auth.tokens.TokenObtainPairSerializer",
+    "TOKEN_REFRESH_SERIALIZER": "realtime.auth.tokens.TokenRefreshSerializer",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "QuantumWorks Realtime API",

@@ -1,22 +1,19 @@
 from django.contrib import admin
 from django.urls import path
 from drf_spectacular.views import SpectacularSwaggerView
-from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
-from quantumworks import api, registry, users
+from quantumworks import ops
+from realtime import api as realtime_api
+from realtime import registry
 
 urlpatterns = [
     path("admin/", admin.site.urls),
-    path("api/auth/token/", TokenObtainPairView.as_view(), name="token_obtain_pair"),
-    path("api/auth/token/refresh/", TokenRefreshView.as_view(), name="token_refresh"),
-    path("api/auth/logout/", api.logout, name="logout"),
-    path("api/me/", api.me, name="me"),
-    path("api/users/", users.user_search, name="user-search"),
-    path("api/events/", api.EventList.as_view(), name="events"),
-    path("api/schema/", api.SchemaView.as_view(), name="schema"),
+    path("api/events/", realtime_api.EventList.as_view(), name="events"),
+    path("api/schema/", ops.SchemaView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
-    path("healthz", api.healthz),
-    path("readyz", api.readyz),
-    path("metrics", api.metrics_view),
+    path("healthz", ops.healthz),
+    path("readyz", ops.readyz),
+    path("metrics", ops.metrics_view),
+    # The apps' URLs (accounts, chat, notifications, tasks, demo), from their AppConfig.ready().
     *registry.url_patterns,
 ]

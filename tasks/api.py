@@ -14,7 +14,7 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from quantumworks.pagination import NewestFirstPagination
+from realtime.rest.pagination import NewestFirstPagination
 from tasks import selectors, services
 from tasks.models import TaskStatus
 from tasks.serializers import (

@@ -5,7 +5,7 @@ class TasksConfig(AppConfig):
     name = "tasks"
 
     def ready(self) -> None:
-        from quantumworks import registry
+        from realtime import registry
         from tasks import events, selectors, signals  # noqa: F401  (signal receivers)
 
         registry.register_durable_event_types(events.TASK_STATUS_UPDATE)

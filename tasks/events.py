@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from quantumworks.realtime import iso
+from realtime.frames import iso
 from tasks.models import TaskStatus
 
 TASK_STATUS_UPDATE = "task_status_update"

@@ -72,7 +72,7 @@ def task_watcher_ids(*, task_id: int) -> list[int]:
     return list(TaskWatcher.objects.filter(task_id=task_id).values_list("user_id", flat=True))
 
 
-# --- `subscribe` (quantumworks/subscriptions.py, SPEC §5 Groups) ----------------
+# --- `subscribe` (realtime/session/subscriptions.py, SPEC §5 Groups) ----------------
 def user_can_view_task(*, user_id: int, is_staff: bool, task_id: int) -> bool:
     """Its freelancer, its project's author, its watchers, staff."""
     return tasks_visible_to(user_id=user_id, is_staff=is_staff).filter(id=task_id).exists()

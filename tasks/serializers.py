@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from quantumworks.selectors import active_user_ids
+from realtime.selectors import active_user_ids
 from tasks.models import Project, Task, TaskStatus
 
 MAX_WATCHERS = 100

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING
 from django.db import transaction
 
 from notifications.services import notifications_create_bulk
-from quantumworks.domain_errors import DomainError, Forbidden, NotFound
-from quantumworks.realtime import record_event, send_ephemeral_on_commit
+from realtime.domain_errors import DomainError, Forbidden, NotFound
+from realtime.outbox import record_event, send_ephemeral_on_commit
 from tasks import events
 from tasks.models import Project, Task, TaskStatus
 from tasks.selectors import task_watcher_ids

@@ -2,7 +2,7 @@
 
 The receiver runs inside the saving transaction and only records: the durable
 rows are written there, and everything reaches the channel layer through
-`quantumworks.realtime`'s on_commit hooks, so a rolled-back save tells no one.
+`realtime.outbox`'s on_commit hooks, so a rolled-back save tells no one.
 """
 
 from __future__ import annotations

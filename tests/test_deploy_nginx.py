@@ -16,11 +16,11 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from conftest import token_for
-from quantumworks.models import Event
-from quantumworks.testing.infra import Nginx
-from quantumworks.testing.servers import ServerProcess
-from quantumworks.testing.ws import ResumingReader, next_of_type
+from realtime.models import Event
 from tasks.models import Project, Task
+from testkit.infra import Nginx
+from testkit.servers import ServerProcess
+from testkit.ws import ResumingReader, next_of_type
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from quantumworks.testing.servers import free_port
+from testkit.servers import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -95,7 +95,7 @@ def test_suite_creates_terminates_and_drops_its_test_database_with_that_role(scr
     env["DATABASE_URL"] = url
     suite = _run(
         sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-        "quantumworks/tests/test_multiprocess.py::test_message_sent_on_one_process_arrives_on_the_other",
+        "servers/tests/test_multiprocess.py::test_message_sent_on_one_process_arrives_on_the_other",
         cwd=ROOT, env=env,
     )  # fmt: skip
     assert suite.returncode == 0, suite.stdout[-3000:] + suite.stderr[-3000:]

@@ -1,7 +1,7 @@
 """Hostile and careless clients against a real server process (issue 9, SPEC §5).
 
 Each of these lives in the server (daphne/autobahn, the transport's buffers,
-the consumer's lifecycle), so each runs against `python -m quantumworks.serve`.
+the consumer's lifecycle), so each runs against `python -m servers`.
 """
 
 import asyncio
@@ -18,8 +18,8 @@ from websockets.exceptions import ConnectionClosed
 
 from chat.services import message_send
 from conftest import token_for
-from quantumworks.realtime import DurableEvent, record_events
-from quantumworks.testing.ws import RawClient, next_of_type
+from realtime.outbox import DurableEvent, record_events
+from testkit.ws import RawClient, next_of_type
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -27,7 +27,7 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 @pytest.fixture(params=["uvicorn", "daphne"])
 def server_env(request) -> dict[str, str]:
     """The send budget, the dropped sends on a closing socket and the 1009 reason
-    live in each server's protocol subclass (quantumworks.ws_uvicorn, quantumworks.wsprotocol)."""
+    live in each server's protocol subclass (servers.ws_uvicorn, servers.ws_daphne)."""
     return {"QW_SERVER": request.param}
 
 

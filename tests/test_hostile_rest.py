@@ -16,8 +16,8 @@ from chat.models import ChatMessage
 from chat.serializers import MessageSendSerializer
 from chat.services import CONTENT_NOT_TEXT, clean_content
 from conftest import authed_client
-from quantumworks.domain_errors import ContentNotText
-from quantumworks.protocol import frame_error
+from realtime.domain_errors import ContentNotText
+from realtime.protocol import frame_error
 from tasks.models import Project, Task
 from tasks.tests.conftest import build_board
 

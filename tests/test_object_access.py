@@ -18,7 +18,7 @@ from django.utils import timezone
 from chat.models import ChatMessage, Room, RoomMembership
 from conftest import authed_client, token_for
 from notifications.models import Notification
-from quantumworks import registry
+from realtime import registry
 from tasks.models import Project, Task
 
 MODEL_OF_PARAM = {

@@ -12,7 +12,7 @@ from django.utils import timezone
 from chat.models import ChatMessage
 from chat.services import message_mark_read, message_send, messages_hide, room_create
 from conftest import authed_client, token_for
-from quantumworks.models import Event
+from realtime.models import Event
 
 CONVERSATIONS = "/api/chat/conversations/"
 MESSAGES = "/api/chat/messages/"

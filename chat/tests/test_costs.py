@@ -13,7 +13,7 @@ from chat.models import ChatMessage
 from chat.services import SendRequest
 from chat.writer import writer
 from conftest import token_for
-from quantumworks.testing.counting import counting
+from testkit.counting import counting
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -13,10 +13,11 @@ from django.utils import timezone
 from chat.models import ChatMessage
 from chat.services import message_send
 from conftest import token_for
-from quantumworks import realtime
-from quantumworks.db import run_db
-from quantumworks.models import Event
-from quantumworks.selectors import inbox_last_seq
+from realtime import outbox
+from realtime.db import run_db
+from realtime.models import Event
+from realtime.publisher import publisher
+from realtime.selectors import inbox_last_seq
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -55,7 +56,7 @@ def test_nothing_is_published_before_commit(make_user, published):
         message_send(sender_id=alice.id, receiver_id=bob.id, content="one")
         assert published == []
     groups = sorted(group for group, _ in published)
-    assert groups == sorted([realtime.user_group(alice.id), realtime.user_group(bob.id)])
+    assert groups == sorted([outbox.user_group(alice.id), outbox.user_group(bob.id)])
 
 
 def test_concurrent_senders_give_gap_free_seqs_in_commit_order(make_user):
@@ -187,7 +188,7 @@ async def test_dropped_layer_message_is_repaired_from_the_database(pair, open_so
     """The layer is at-most-once: simulate it dropping one publish."""
     alice, bob = pair
     bob_socket = await open_socket(token=token_for(bob))
-    original = realtime.publisher.publish
+    original = publisher.publish
     dropped = []
 
     def drop_first(messages):
@@ -196,13 +197,13 @@ async def test_dropped_layer_message_is_repaired_from_the_database(pair, open_so
             return
         original(messages)
 
-    realtime.publisher.publish = drop_first
+    publisher.publish = drop_first
     try:
         await send_many(alice, bob, 1, prefix="lost")
         await bob_socket.assert_nothing(timeout=0.3)
         await send_many(alice, bob, 1, prefix="next")
     finally:
-        realtime.publisher.publish = original
+        publisher.publish = original
     first = await bob_socket.receive_type("chat_message")
     second = await bob_socket.receive_type("chat_message")
     assert (first["seq"], first["content"]) == (1, "lost0")
@@ -277,17 +278,17 @@ async def test_lost_last_event_arrives_at_the_next_heartbeat(pair, open_socket, 
     settings.QW_HEARTBEAT_SECONDS = 0.3
     alice, bob = pair
     bob_socket = await open_socket(token=token_for(bob))
-    original = realtime.publisher.publish
+    original = publisher.publish
 
     def drop_inbox_events(messages):
         original([(g, m) for g, m in messages if m["type"] != "inbox.events"])
 
-    realtime.publisher.publish = drop_inbox_events
+    publisher.publish = drop_inbox_events
     try:
         await send_many(alice, bob, 1, prefix="only")
         frame = await bob_socket.receive_type("chat_message", timeout=3)
     finally:
-        realtime.publisher.publish = original
+        publisher.publish = original
     assert (frame["seq"], frame["content"]) == (1, "only0")
     await bob_socket.assert_nothing(timeout=0.8)
 

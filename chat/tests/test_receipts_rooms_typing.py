@@ -6,7 +6,7 @@ from asgiref.sync import sync_to_async
 from chat.models import ChatMessage
 from chat.services import message_send, room_create, room_remove_member
 from conftest import token_for
-from quantumworks.models import Event
+from realtime.models import Event
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -5,7 +5,7 @@ from asgiref.sync import sync_to_async
 
 from chat.models import ChatMessage
 from conftest import token_for
-from quantumworks.models import Event
+from realtime.models import Event
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

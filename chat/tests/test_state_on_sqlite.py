@@ -1,6 +1,6 @@
 """Chat's conversation state on the embedded defaults (SQLite), in a `manage.py shell`.
 
-Moved here from quantumworks/tests/test_embedded_defaults.py: the core's tests
+Moved here from tests/test_embedded_defaults.py: the core's tests
 name no app.
 """
 
@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from quantumworks.testing.servers import ROOT
+from testkit.servers import ROOT
 
 pytestmark = pytest.mark.slow
 

@@ -25,8 +25,8 @@ from chat.models import ChatMessage
 from chat.services import SendRequest
 from chat.writer import writer
 from conftest import token_for
-from quantumworks import redis_client
-from quantumworks.testing.servers import free_port
+from realtime import redis_client
+from testkit.servers import free_port
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -14,8 +14,8 @@ from django.test.utils import CaptureQueriesContext
 
 from notifications.models import Notification
 from notifications.services import announcement_send
-from quantumworks.models import Event
-from quantumworks.realtime import publisher
+from realtime.models import Event
+from realtime.publisher import publisher
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 

@@ -4,7 +4,7 @@ import pytest
 
 from conftest import authed_client
 from notifications.models import Notification
-from quantumworks.models import Event
+from realtime.models import Event
 
 pytestmark = pytest.mark.django_db
 

@@ -7,8 +7,8 @@ from django.db import connections, transaction
 from conftest import token_for
 from notifications.models import Notification
 from notifications.services import notifications_create_bulk
-from quantumworks.models import Event
-from quantumworks.realtime import iso
+from realtime.frames import iso
+from realtime.models import Event
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

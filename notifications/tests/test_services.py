@@ -7,7 +7,7 @@ from django.test.utils import CaptureQueriesContext
 
 from notifications import services
 from notifications.models import Notification
-from quantumworks.models import Event
+from realtime.models import Event
 
 pytestmark = pytest.mark.django_db
 

@@ -16,7 +16,7 @@ from websockets.asyncio.client import connect as ws_connect
 
 from chat.services import message_send, room_create
 from conftest import authed_client, token_for
-from quantumworks.testing.servers import ServerProcess
+from testkit.servers import ServerProcess
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

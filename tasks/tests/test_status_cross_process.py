@@ -7,8 +7,8 @@ from asgiref.sync import sync_to_async
 from websockets.asyncio.client import connect
 
 from conftest import authed_client, token_for
-from quantumworks.testing.servers import ServerProcess
-from quantumworks.testing.ws import next_of_type
+from testkit.servers import ServerProcess
+from testkit.ws import next_of_type
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 

@@ -9,7 +9,7 @@ from django.test.utils import CaptureQueriesContext
 
 from conftest import authed_client, token_for
 from notifications.models import Notification
-from quantumworks.models import Event
+from realtime.models import Event
 from tasks.models import Task
 from tasks.services import task_set_status
 

@@ -6,7 +6,7 @@ import pytest
 
 from conftest import authed_client
 from notifications.models import Notification
-from quantumworks.models import Event
+from realtime.models import Event
 from tasks.models import Task, TaskStatus
 from tasks.services import InvalidTransition, task_set_status
 

@@ -7,7 +7,7 @@ from django.contrib.auth.hashers import PBKDF2PasswordHasher
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
 from conftest import PASSWORD
-from quantumworks.testing.servers import ServerProcess
+from testkit.servers import ServerProcess
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [

@@ -7,7 +7,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from quantumworks.accounts import users_deactivate
+from accounts.services import users_deactivate
 from tasks.models import Task
 from tasks.services import project_create, task_create
 from tests.browser.conftest import sign_in, wait_ready

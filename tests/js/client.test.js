@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { QWRealtime, SendRefused } from "../../quantumworks/static/qw-realtime.js";
+import { QWRealtime, SendRefused } from "../../realtime/static/qw-realtime.js";
 
 function token(claims) {
   const part = (o) => Buffer.from(JSON.stringify(o)).toString("base64url");

@@ -1,4 +1,4 @@
-// The client logic that needs no browser (quantumworks/static/qw-protocol.js).
+// The client logic that needs no browser (realtime/static/qw-protocol.js).
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
@@ -12,7 +12,7 @@ import {
   frameProblem,
   insertionIndex,
   restartDelay,
-} from "../../quantumworks/static/qw-protocol.js";
+} from "../../realtime/static/qw-protocol.js";
 
 const chat = (id, content = `m${id}`) => ({ type: "chat_message", receiver_id: 2, content, client_msg_id: id });
 

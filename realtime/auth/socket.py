@@ -1,0 +1,210 @@
+"""Socket authentication: the JWT middleware and the Origin guard (SPEC §5)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from channels.security.websocket import WebsocketDenier
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import connection
+from django.http.request import split_domain_port, validate_host
+from rest_framework_simplejwt.exceptions import ExpiredTokenError, TokenError
+from rest_framework_simplejwt.settings import api_settings
+
+from realtime import registry
+from realtime.auth.revocation import access_token_revoked_async
+from realtime.auth.tokens import AccessToken
+from realtime.db import run_db
+from realtime.protocol import query_param
+from realtime.selectors import active_users
+
+logger = logging.getLogger("realtime.auth.socket")
+
+
+@dataclass(frozen=True)
+class SocketAuth:
+    """What the middleware learned about a socket's token; the consumer acts on it."""
+
+    user_id: int | None = None
+    is_staff: bool = False
+    expires_at: float | None = None  # unix time of the access token's `exp`
+    issued_at: float | None = None  # the token's `iat`, for the revocation check
+    close_code: int | None = None
+    close_reason: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.close_code is None
+
+
+INVALID_TOKEN = SocketAuth(close_code=4001, close_reason="invalid_token")
+TOKEN_EXPIRED = SocketAuth(close_code=4002, close_reason="token_expired")
+USER_INACTIVE = SocketAuth(close_code=4003, close_reason="user_inactive")
+
+
+def _active_user(user_id: object) -> tuple[int, bool] | None:
+    return active_users().filter(pk=user_id).values_list("pk", "is_staff").first()
+
+
+@dataclass(frozen=True)
+class SocketSession:
+    """What a new socket needs from the database once its token checked out."""
+
+    is_staff: bool
+    last_seq: int
+    reads: dict[str, Any]  # what the apps asked for (registry.connect_reads), by name
+
+
+def socket_session(user_id: int) -> SocketSession | None:
+    """The active-user check, the inbox's seq and the apps' connect reads in one DB trip.
+
+    None for an unknown or inactive user (4003). The consumer calls it after
+    joining the user's group, so an event committed after this read arrives live.
+    """
+    from realtime.models import UserInbox
+
+    users = get_user_model()._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT u.is_staff, COALESCE(i.last_seq, 0) FROM {users} u "
+            f"LEFT JOIN {UserInbox._meta.db_table} i ON i.user_id = u.id "
+            "WHERE u.id = %s AND u.is_active",
+            [user_id],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    reads = {name: read(user_id) for name, read in registry.connect_reads.items()}
+    return SocketSession(is_staff=bool(row[0]), last_seq=row[1], reads=reads)
+
+
+def validate_access_token(raw: str | None) -> SocketAuth:
+    """Signature, exp and type of an access token; no database (the consumer checks the user)."""
+    if not raw:
+        return INVALID_TOKEN
+    try:
+        token = AccessToken(raw)
+    except ExpiredTokenError:
+        return TOKEN_EXPIRED
+    except TokenError:  # malformed, bad signature, a refresh token
+        return INVALID_TOKEN
+    user_id = token.get(api_settings.USER_ID_CLAIM)
+    if user_id is None:
+        return INVALID_TOKEN
+    try:
+        user_id = int(user_id)
+    except (TypeError, ValueError):
+        return INVALID_TOKEN
+    return SocketAuth(user_id=user_id, expires_at=float(token["exp"]), issued_at=token.get("iat"))
+
+
+async def revocation_checked(auth: SocketAuth) -> SocketAuth:
+    """Refuse a token issued before the user's logout, deactivation or password change.
+
+    One Redis GET; only a refused token costs a database read, so that a
+    deactivated user still gets 4003 rather than 4001.
+    """
+    if not auth.ok or not await access_token_revoked_async(
+        user_id=auth.user_id, issued_at=auth.issued_at
+    ):
+        return auth
+    return INVALID_TOKEN if await run_db(_active_user)(auth.user_id) else USER_INACTIVE
+
+
+async def authenticate_access_token(raw: str | None) -> SocketAuth:
+    """Validate an access token (signature, exp, type) and look its user up."""
+    auth = await revocation_checked(validate_access_token(raw))
+    if not auth.ok:
+        return auth
+    row = await run_db(_active_user)(auth.user_id)
+    if row is None:
+        return USER_INACTIVE
+    return SocketAuth(user_id=row[0], is_staff=row[1], expires_at=auth.expires_at)
+
+
+def token_from_scope(scope: dict) -> tuple[str | None, bool]:
+    """The token and whether it came as the `bearer, <token>` subprotocol pair."""
+    subprotocols = list(scope.get("subprotocols") or [])
+    if "bearer" in subprotocols:
+        index = subprotocols.index("bearer")
+        if index + 1 < len(subprotocols):
+            return subprotocols[index + 1], True
+        return None, True
+    return query_param(scope, "token"), False
+
+
+class JWTAuthMiddleware:
+    """Puts a `SocketAuth` in `scope["auth"]`; never closes the socket itself.
+
+    The consumer accepts and then closes with 4001/4002/4003 so that browsers
+    see the code (a refused handshake only shows 1006).
+    """
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+
+    async def __call__(self, scope, receive, send):
+        scope = dict(scope)
+        raw, via_subprotocol = token_from_scope(scope)
+        # The user itself is checked by the consumer, after its group joins
+        # (socket_session): one database trip per connect.
+        scope["auth"] = await revocation_checked(validate_access_token(raw))
+        scope["accept_subprotocol"] = "bearer" if via_subprotocol else None
+        return await self.inner(scope, receive, send)
+
+
+def _header(scope: dict, name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
+def origin_allowed(origin: str | None, host: str | None) -> bool:
+    """No Origin (a native client) passes; a browser Origin must be ours or listed."""
+    if origin is None:
+        return True
+    allowed = settings.QW_ALLOWED_ORIGINS
+    if "*" in allowed or origin in allowed:
+        return True
+    parsed = urlsplit(origin)
+    return bool(host) and parsed.netloc.lower() == host.lower()
+
+
+def host_allowed(host: str | None) -> bool:
+    """ALLOWED_HOSTS, as Django applies it to HTTP requests.
+
+    No Host header passes: autobahn refuses such a handshake before it gets
+    here, so only in-process test sockets arrive without one.
+    """
+    if host is None:
+        return True
+    domain, _port = split_domain_port(host)
+    return bool(domain) and validate_host(domain, settings.ALLOWED_HOSTS)
+
+
+class OriginGuard:
+    """Refuses the handshake (HTTP 403) for a foreign Host or browser Origin (CSWSH).
+
+    The Origin check trusts the Host header for "the server's own origin", so
+    the Host must be one of ours first.
+    """
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "websocket":
+            origin = _header(scope, b"origin")
+            host = _header(scope, b"host")
+            if not host_allowed(host):
+                logger.warning("websocket refused: host %s not allowed", host)
+                return await WebsocketDenier()(scope, receive, send)
+            if not origin_allowed(origin, host):
+                logger.warning("websocket refused: origin %s not allowed for host %s", origin, host)
+                return await WebsocketDenier()(scope, receive, send)
+        return await self.inner(scope, receive, send)

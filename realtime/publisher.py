@@ -1,0 +1,98 @@
+"""The hand-over of layer messages from worker threads to the server's event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+
+from realtime import metrics
+
+logger = logging.getLogger(__name__)
+
+PUBLISH_CONCURRENCY = 64
+
+
+class Publisher:
+    """Hands layer messages to the channel layer from sync or async code.
+
+    Services run in worker threads; their on_commit callbacks hand the
+    messages to the server's event loop without waiting (the consumer repairs
+    any reordering from the database, SPEC §4.4). Outside a server (shell,
+    management commands, sync tests) it sends synchronously.
+    """
+
+    def __init__(self) -> None:
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.listeners: list[Callable[[list[tuple[str, dict[str, Any]]]], None]] = []
+        self._pending: set[asyncio.Future[Any]] = set()
+
+    def bind_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+
+    def publish(self, messages: list[tuple[str, dict[str, Any]]]) -> None:
+        if not messages:
+            return
+        for listener in list(self.listeners):
+            listener(messages)
+        loop = self.loop
+        if loop is not None and loop.is_running() and not loop.is_closed():
+            try:
+                running = asyncio.get_running_loop()
+            except RuntimeError:
+                running = None
+            if running is loop:
+                task = loop.create_task(self._send(messages))
+                self._pending.add(task)
+                task.add_done_callback(self._pending.discard)
+            else:
+                future = asyncio.run_coroutine_threadsafe(self._send(messages), loop)
+                future.add_done_callback(_log_failure)
+            return
+        async_to_sync(self._send)(messages)
+
+    async def _send(self, messages: list[tuple[str, dict[str, Any]]]) -> None:
+        layer = get_channel_layer()
+        if layer is None:
+            return
+        if len(messages) == 1:
+            await self._send_one(layer, *messages[0])
+        elif hasattr(layer, "group_send_many"):
+            try:
+                await layer.group_send_many(messages)
+            except Exception:  # the database keeps the events; clients catch up
+                logger.exception("publishing %d group messages failed", len(messages))
+        else:
+            # One message per group here, so their relative order does not
+            # matter; bounded so a 10,000-user announcement does not open
+            # 10,000 Redis round trips at once.
+            limit = asyncio.Semaphore(PUBLISH_CONCURRENCY)
+
+            async def bounded(group: str, message: dict[str, Any]) -> None:
+                async with limit:
+                    await self._send_one(layer, group, message)
+
+            await asyncio.gather(*(bounded(group, message) for group, message in messages))
+        metrics.EVENTS_PUBLISHED.inc(len(messages))
+
+    @staticmethod
+    async def _send_one(layer: Any, group: str, message: dict[str, Any]) -> None:
+        try:
+            await layer.group_send(group, message)
+        except Exception:  # the database keeps the event; clients resume
+            logger.exception("group_send to %s failed", group)
+
+
+def _log_failure(future: Any) -> None:
+    if future.cancelled():
+        return
+    error = future.exception()
+    if error is not None:
+        logger.error("publishing failed: %r", error)
+
+
+publisher = Publisher()

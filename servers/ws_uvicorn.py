@@ -1,0 +1,182 @@
+"""Our uvicorn WebSocket protocol: what SPEC §5 needs from the server itself.
+
+uvicorn's websockets-sansio protocol (the default of `python -m servers`)
+blocks the application's `send` while the transport's buffer is over its
+high-water mark, with no bound in time, raises into the application when it
+sends on a closing socket, closes an oversized frame with websockets' own
+sentence, and logs a traceback for a text frame that is not UTF-8. This
+subclass, installed by servers.uvicorn, does what
+servers.ws_daphne does for daphne:
+
+- exposes each socket's outgoing buffer to the consumer as the ASGI
+  extension `qw.send_buffer` (`TransportSendBuffer`, asyncio flow control),
+  so the consumer bounds what it queues for a client that stopped reading
+  (4008 `slow_consumer`) and paces replays; while the buffer is over its
+  mark the socket is not read;
+- drops sends on a socket that is already closing: the application hears
+  `websocket.disconnect` next, instead of an exception in the middle of a
+  replay that skips its cleanup;
+- closes an oversized frame with 1009 `too_large` and one log line;
+- closes a text frame that is not UTF-8 with 1007 and one log line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.exceptions import PayloadTooBig
+from websockets.frames import CloseCode
+from websockets.server import ServerProtocol
+
+from realtime.transport import (
+    SEND_BUFFER_EXTENSION,
+    SLOW_CONSUMER_CLOSE_SECONDS,
+    SLOW_CONSUMER_CODE,
+    TOO_LARGE_REASON,
+    DrainableBuffer,
+    log_oversized_frame,
+    logger,
+)
+
+INVALID_UTF8_REASON = "invalid_utf8"
+
+
+class TransportSendBuffer(DrainableBuffer):
+    """The bytes one socket holds for its client, from asyncio's flow control.
+
+    The transport calls the protocol's `pause_writing` when its buffer passes
+    `high_water` and `resume_writing` once it is back under a quarter of it:
+    the consumer reads a flag per frame, and asks for the size only when
+    paused.
+    """
+
+    def __init__(self, protocol: QWWebSocketProtocol, high_water: int) -> None:
+        super().__init__()
+        self.protocol = protocol
+        self.transport = protocol.transport
+        self.transport.set_write_buffer_limits(high=high_water)
+
+    @property
+    def open(self) -> bool:
+        protocol = self.protocol
+        return not (self.closed or protocol.close_sent or protocol.disconnected)
+
+    def pending(self) -> int:
+        return self.transport.get_write_buffer_size()
+
+
+class QWServerProtocol(ServerProtocol):
+    def fail(self, code: CloseCode | int, reason: str = "") -> None:
+        if code == CloseCode.MESSAGE_TOO_BIG:
+            reason = TOO_LARGE_REASON  # SPEC §5; websockets would send its own sentence
+        super().fail(code, reason)
+
+
+class QWWebSocketProtocol(WebSocketsSansIOProtocol):
+    send_buffer: TransportSendBuffer | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.conn = QWServerProtocol(
+            extensions=self.conn.available_extensions,
+            max_size=self.config.ws_max_size,
+            logger=self.conn.logger,
+        )
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        from django.conf import settings
+
+        super().connection_made(transport)
+        self.send_buffer = TransportSendBuffer(self, settings.QW_SOCKET_SEND_BUDGET_BYTES // 2)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.send_buffer is not None:
+            self.send_buffer.connection_closed()
+        super().connection_lost(exc)
+
+    def handle_connect(self, event) -> None:
+        super().handle_connect(event)
+        # The application task is created but has not run yet: it sees this.
+        if self.response.status_code == 101:
+            self.scope["extensions"][SEND_BUFFER_EXTENSION] = self.send_buffer
+
+    # Flow control. uvicorn would block every `send` on a full buffer; the
+    # consumer's budget decides instead (it closes 4008 or waits for a drain),
+    # so `writable` stays set.
+    def pause_writing(self) -> None:
+        self.send_buffer.paused = True
+        self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self.send_buffer.resumed()
+        if not self.read_paused and not self.transport.is_closing():
+            self.transport.resume_reading()
+
+    async def receive(self):
+        message = await self.queue.get()
+        if self.read_paused and self.queue.empty():
+            self.read_paused = False
+            if not self.send_buffer.paused:
+                self.transport.resume_reading()
+        return message
+
+    async def send(self, message) -> None:
+        kind = message["type"]
+        if (
+            kind in ("websocket.send", "websocket.close")
+            and self.handshake_complete
+            and self.initial_response is None
+            and (self.close_sent or self.disconnected or self.transport.is_closing())
+        ):
+            return  # the application hears websocket.disconnect next
+        await super().send(message)
+        if kind == "websocket.close" and self.close_timer is not None:
+            self.close_timer.cancel()
+            wait = (
+                SLOW_CONSUMER_CLOSE_SECONDS
+                if message.get("code") == SLOW_CONSUMER_CODE
+                else self.close_timeout
+            )
+            self.close_timer = self.loop.call_later(wait, self.drop_connection)
+
+    def drop_connection(self) -> None:
+        """No close reply in time: a graceful close would keep unread data forever."""
+        if self.transport.get_write_buffer_size():
+            self.transport.abort()
+        else:
+            self.transport.close()
+
+    def send_receive_event_to_app(self) -> None:
+        # uvicorn's, with one log line instead of a traceback for bad UTF-8.
+        data = self.frames[0] if len(self.frames) == 1 else b"".join(self.frames)
+        self.frames = []
+        if self.close_sent:
+            return  # past `websocket.close`: keep reading until the close reply
+        if self.curr_msg_data_type == "text":
+            try:
+                self.queue.put_nowait({"type": "websocket.receive", "text": data.decode()})
+            except UnicodeDecodeError as error:
+                logger.warning(
+                    "ws refused: text frame not valid UTF-8 (%s at byte %d) from %s (close 1007)",
+                    error.reason,
+                    error.start,
+                    self.client[0] if self.client else "?",
+                )
+                self.conn.fail(CloseCode.INVALID_DATA, INVALID_UTF8_REASON)
+                self.handle_parser_exception()
+                return
+        else:
+            self.queue.put_nowait({"type": "websocket.receive", "bytes": data})
+        if not self.read_paused:
+            self.read_paused = True
+            self.transport.pause_reading()
+
+    def handle_parser_exception(self) -> None:
+        error = self.conn.parser_exc
+        if isinstance(error, PayloadTooBig):
+            log_oversized_frame(
+                error.size, self.config.ws_max_size, self.client[0] if self.client else "?"
+            )
+        super().handle_parser_exception()
