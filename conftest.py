@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 from collections.abc import AsyncIterator
 
@@ -18,6 +19,7 @@ from rest_framework.test import APIClient
 from quantumworks.asgi import application
 from realtime.auth.tokens import AccessToken
 from realtime.db import close_db_thread_connections
+from realtime.outbox import user_group
 from realtime.publisher import publisher
 
 PASSWORD = "correct-horse-battery"
@@ -82,9 +84,15 @@ def token_for(user) -> str:
 
 @pytest.fixture
 def published():
-    """Every (group, layer message) the publisher hands to the channel layer in the test."""
+    """Every (group, layer message) the publisher hands to the channel layer in the test.
+
+    Without the barriers of `Socket.assert_nothing`: they belong to the test, not the code.
+    """
     captured: list[tuple[str, dict]] = []
-    listener = captured.extend
+
+    def listener(messages: list[tuple[str, dict]]) -> None:
+        captured.extend(item for item in messages if not item[1].get(BARRIER_KEY))
+
     publisher.listeners.append(listener)
     yield captured
     publisher.listeners.remove(listener)
@@ -118,6 +126,10 @@ def authed_client(user) -> APIClient:
     return client
 
 
+_barrier_nonces = itertools.count(1)
+BARRIER_KEY = "test_barrier"
+
+
 class Socket:
     """A WebsocketCommunicator speaking JSON frames, with helpers for tests.
 
@@ -126,7 +138,8 @@ class Socket:
     a backlog for later calls; frames of one type keep their order.
     """
 
-    NOISE = frozenset({"heartbeat", "presence"})
+    # A barrier reaches every socket of its user: another socket's is noise here.
+    NOISE = frozenset({"heartbeat", "presence", BARRIER_KEY})
 
     def __init__(self, communicator: WebsocketCommunicator) -> None:
         self.communicator = communicator
@@ -170,9 +183,37 @@ class Socket:
     async def receive_all(self, frame_type: str, count: int, timeout: float = 5) -> list[dict]:
         return [await self.receive_type(frame_type, timeout) for _ in range(count)]
 
-    async def assert_nothing(self, timeout: float = 0.3) -> None:
+    async def assert_nothing(self, *, heartbeats: int = 0, timeout: float = 5) -> None:
+        """Nothing but noise arrives before a barrier frame proves that it would have.
+
+        The barrier is an ephemeral frame published to this socket's user after
+        the action, by the same path as every event (publisher, one Redis
+        connection, the consumer): a frame the action wrongly caused arrives
+        first. With `heartbeats`, also wait for that many heartbeat frames: the
+        catch-up of beat N runs before beat N+1 is sent, so a duplicate it sent
+        would arrive first too.
+        """
         pending = [frame for frame in self.backlog if frame["type"] not in self.NOISE]
         assert not pending, f"expected nothing, got {pending}"
+        barrier = {"type": BARRIER_KEY, "nonce": next(_barrier_nonces)}
+        message = {"type": "ephemeral.frame", "text": json.dumps(barrier), BARRIER_KEY: True}
+        await sync_to_async(publisher.publish)([(user_group(self.hello["user_id"]), message)])
+        seen_barrier, beats = False, 0
+        while not seen_barrier or beats < heartbeats:
+            frame = await self._read(timeout)
+            if frame == barrier:
+                seen_barrier = True
+            elif frame["type"] == "heartbeat":
+                beats += 1
+            elif frame["type"] not in self.NOISE:
+                raise AssertionError(f"expected nothing, got {frame}")
+
+    async def assert_quiet_for(self, seconds: float) -> None:
+        """Nothing but noise for `seconds`: only where the passage of time is the point
+        (a timer that must not fire); `assert_nothing` for anything a message could cause."""
+        pending = [frame for frame in self.backlog if frame["type"] not in self.NOISE]
+        assert not pending, f"expected nothing, got {pending}"
+        timeout = seconds
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while loop.time() < deadline:

@@ -17,6 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from testkit.waiting import eventually
+
 REPO = Path(__file__).resolve().parents[1]
 NGINX_TEMPLATE = REPO / "deploy" / "nginx.conf.template"
 # Debian's layout; the newest installed major version.
@@ -34,16 +36,14 @@ def free_port() -> int:
 
 
 def wait_for(predicate, *, seconds: float, what: str, process: subprocess.Popen | None = None):
-    """Poll until `predicate()` is truthy; raise with `what` after `seconds`."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
+    """`predicate()`'s first truthy value within `seconds`; fails at once if `process` exits."""
+
+    def ready():
         if process is not None and process.poll() is not None:
             raise RuntimeError(f"{what}: process exited with {process.returncode}")
-        result = predicate()
-        if result:
-            return result
-        time.sleep(0.05)
-    raise RuntimeError(f"{what}: not ready after {seconds}s")
+        return predicate()
+
+    return eventually(ready, within=seconds, what=what)
 
 
 def port_open(port: int) -> bool:

@@ -16,7 +16,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -27,6 +26,7 @@ from django.conf import settings
 from django.db import connection
 
 from testkit.infra import free_port
+from testkit.waiting import eventually
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -74,16 +74,19 @@ def wait_healthy(
     describe: Callable[[], str] = str,
 ) -> None:
     """Return once GET /healthz answers; raise if the process exits first or time runs out."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def healthy() -> bool:
         if process.poll() is not None:
             raise RuntimeError(f"server on port {port} exited: {describe()}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"server on port {port} not ready after {timeout}s: {describe()}")
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2):
+            return True
+
+    try:
+        eventually(healthy, within=timeout, interval=0.1, ignoring=(OSError,))
+    except AssertionError:
+        raise RuntimeError(
+            f"server on port {port} not ready after {timeout}s: {describe()}"
+        ) from None
 
 
 def database_url() -> str:
@@ -177,12 +180,15 @@ class ServerProcess:
 
     def wait_for_output(self, *texts: str, timeout: float = 10) -> str:
         """The output once every text is in it (log lines are written after the response)."""
-        deadline = time.monotonic() + timeout
-        while not all(text in (output := self.output()) for text in texts):
-            if time.monotonic() > deadline:
-                raise AssertionError(f"never logged {texts}; output: {output[-2000:]}")
-            time.sleep(0.05)
-        return output
+        try:
+
+            def logged() -> str:
+                output = self.output()
+                return output if all(text in output for text in texts) else ""
+
+            return eventually(logged, within=timeout)
+        except AssertionError:
+            raise AssertionError(f"never logged {texts}; output: {self.output()[-2000:]}") from None
 
     def metric(self, name: str) -> float:
         """One unlabelled sample from the process's /metrics."""
@@ -193,11 +199,7 @@ class ServerProcess:
         raise AssertionError(f"no metric {name}")
 
     def wait_for_metric(self, name: str, value: float, timeout: float = 10) -> None:
-        deadline = time.monotonic() + timeout
-        while (current := self.metric(name)) != value:
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{name} is {current}, expected {value}")
-            time.sleep(0.05)
+        eventually(lambda: self.metric(name) == value, within=timeout, what=f"{name} == {value}")
 
     def rss_bytes(self) -> int:
         """Resident memory of the server process (VmRSS)."""

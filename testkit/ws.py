@@ -14,6 +14,8 @@ from websockets.frames import Frame, Opcode
 from websockets.http11 import Response
 from websockets.uri import parse_uri
 
+from testkit.waiting import eventually_async
+
 
 async def next_of_type(ws, frame_type: str, timeout: float = 5) -> dict:
     """The next frame of a type from a real socket, skipping others."""
@@ -58,9 +60,9 @@ class ResumingReader:
             await asyncio.sleep(0.2)
 
     async def wait_for(self, count: int, seconds: float = 30) -> None:
-        async with asyncio.timeout(seconds):
-            while len(self.seqs) < count:  # noqa: ASYNC110 - polling a list with a deadline
-                await asyncio.sleep(0.05)
+        await eventually_async(
+            lambda: len(self.seqs) >= count, within=seconds, what=f"{count} chat messages"
+        )
 
     async def stop(self) -> None:
         self.task.cancel()

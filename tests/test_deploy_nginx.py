@@ -18,6 +18,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from conftest import token_for
 from realtime.models import Event
 from tasks.models import Project, Task
+from testkit import eventually_async
 from testkit.infra import Nginx
 from testkit.servers import ServerProcess
 from testkit.ws import ResumingReader, next_of_type
@@ -149,9 +150,7 @@ async def test_logs_show_the_client_address_nginx_forwarded(amake_user, cluster)
         output = "".join(server.output() for server in servers)
         return "203.0.113.9" in output and f"ws connect user={alice.id} client=127.0.0.1" in output
 
-    async with asyncio.timeout(5):
-        while not logged():
-            await asyncio.sleep(0.05)
+    await eventually_async(logged, within=5)
     # nginx's own logs never show the token either (SPEC §6).
     token = token_for(alice)
     assert "/ws/?token=[redacted]" in nginx.access_log()
@@ -166,11 +165,11 @@ async def test_forwarded_headers_are_ignored_from_an_untrusted_peer(amake_user):
             request = urllib.request.Request(f"{server.http_url}/healthz")
             request.add_header("X-Forwarded-For", "198.51.100.7")
             await asyncio.to_thread(urllib.request.urlopen, request, timeout=5)
-        async with asyncio.timeout(5):
-            while not (
-                "198.51.100.7:0 - " in trusting.output() and "GET /healthz" in exposed.output()
-            ):
-                await asyncio.sleep(0.05)
+        await eventually_async(
+            lambda: "198.51.100.7:0 - " in trusting.output() and "GET /healthz" in exposed.output(),
+            within=5,
+            what="both access logs",
+        )
         assert "198.51.100.7" not in exposed.output()
         assert "127.0.0.1:" in exposed.output()
     finally:
@@ -221,9 +220,7 @@ async def test_rolling_restart_under_chat_loses_nothing(amake_user):
 
     async def roll() -> None:
         for index, server in enumerate(servers):
-            async with asyncio.timeout(30):
-                while len(acked) < 30 * (index + 1):
-                    await asyncio.sleep(0.05)
+            await eventually_async(lambda want=30 * (index + 1): len(acked) >= want, within=30)
             port = server.port
             await asyncio.to_thread(server.terminate)
             server.stop()

@@ -27,6 +27,7 @@ from django.contrib.auth import get_user_model
 from rest_framework_simplejwt.tokens import AccessToken
 from websockets.asyncio.client import connect
 
+from testkit import eventually_async
 from testkit.infra import REPO, PgBouncer, PostgresCluster, wait_for
 from testkit.servers import ServerProcess
 from testkit.ws import next_of_type
@@ -162,9 +163,7 @@ class Peer:
 
 
 async def wait_len(items: list, count: int, seconds: float = 20) -> None:
-    async with asyncio.timeout(seconds):
-        while len(items) < count:
-            await asyncio.sleep(0.05)
+    await eventually_async(lambda: len(items) >= count, within=seconds, what=f"{count} items")
 
 
 async def test_chat_through_pgbouncer_in_transaction_pooling(cluster):

@@ -318,7 +318,7 @@ async def test_rest_resend_is_acknowledged_as_duplicate_and_delivered_once(amake
 
     assert (first.status_code, again.status_code) == (201, 200)
     assert again.json() == {**first.json(), "duplicate": True}
-    await bob_socket.assert_nothing(timeout=0.5)
+    await bob_socket.assert_nothing()
     assert await sync_to_async(ChatMessage.objects.filter(sender=alice).count)() == 1
 
 

@@ -65,7 +65,7 @@ async def test_stranger_receives_nothing(pair, amake_user, open_socket):
     await open_socket(token=token_for(bob))
     await alice_socket.send({"type": "chat_message", "receiver_id": bob.id, "content": "private"})
     await alice_socket.receive_type("message_sent")
-    await carol_socket.assert_nothing(timeout=0.5)
+    await carol_socket.assert_nothing()
 
 
 async def test_control_characters_are_removed(pair, open_socket):
@@ -125,7 +125,7 @@ async def test_invalid_message_is_refused_and_nothing_is_stored(pair, open_socke
     assert error["code"] == code
     assert await message_count() == 0
     assert await event_count() == 0
-    await bob_socket.assert_nothing(timeout=0.3)
+    await bob_socket.assert_nothing()
     # the socket is still usable
     await alice_socket.send({"type": "ping"})
     await alice_socket.receive_type("pong")
@@ -205,4 +205,4 @@ async def test_message_to_self_reaches_own_tabs_once(pair, open_socket):
     await tab1.receive_type("message_sent")
     frame = await tab2.receive_type("chat_message")
     assert frame["seq"] == 1
-    await tab2.assert_nothing(timeout=0.3)
+    await tab2.assert_nothing()

@@ -26,6 +26,7 @@ from chat.services import SendRequest
 from chat.writer import writer
 from conftest import token_for
 from realtime import redis_client
+from testkit import eventually_async
 from testkit.servers import free_port
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -45,11 +46,7 @@ def _conninfo() -> dict:
 
 
 async def _until(condition: Callable[[], Awaitable[bool]], what: str, within: float = 10) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while not await condition():
-        assert loop.time() < deadline, f"never: {what}"
-        await asyncio.sleep(0.02)
+    await eventually_async(condition, within=within, interval=0.02, what=what)
 
 
 @contextlib.asynccontextmanager

@@ -16,6 +16,7 @@ from websockets.asyncio.client import connect as ws_connect
 
 from chat.services import message_send, room_create
 from conftest import authed_client, token_for
+from testkit import eventually_async
 from testkit.servers import ServerProcess
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -64,14 +65,11 @@ async def presence_for(user) -> dict:
 
 
 async def wait_for_rest(user, predicate, within: float = 30) -> dict:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    body = await presence_for(user)
-    while not predicate(body):
-        assert loop.time() < deadline, f"presence never matched; last body {body}"
-        await asyncio.sleep(0.2)
+    async def matching() -> dict | None:
         body = await presence_for(user)
-    return body
+        return body if predicate(body) else None
+
+    return await eventually_async(matching, within=within, interval=0.2, what="presence")
 
 
 def online(user_id: int, state: bool) -> dict:

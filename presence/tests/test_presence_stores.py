@@ -16,6 +16,7 @@ import uuid
 import pytest
 
 from presence.store import MemoryStore, RedisStore
+from testkit import eventually_async
 
 SHORT = 0.3  # seconds a socket counts without a heartbeat, in the expiry tests
 LONG = 60.0
@@ -44,11 +45,11 @@ async def live(store, *user_ids: int) -> set[int]:
 
 async def until_gone(store, user_id: int, within: float = 5) -> None:
     """Wait until the user no longer counts as live (their sockets expired)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while await live(store, user_id):
-        assert loop.time() < deadline, f"user {user_id} never expired"
-        await asyncio.sleep(0.05)
+
+    async def gone() -> bool:
+        return not await live(store, user_id)
+
+    await eventually_async(gone, within=within, what=f"user {user_id} expired")
 
 
 async def test_the_first_socket_announces_online_and_later_ones_do_not(store, user):

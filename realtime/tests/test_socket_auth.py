@@ -96,7 +96,7 @@ async def test_authenticate_frame_pushes_back_the_expiry(amake_user, open_socket
     socket = await open_socket(token=str(short))
     await socket.send({"type": "authenticate", "token": token_for(user)})
     assert (await socket.receive_type("authenticated"))["user_id"] == user.id
-    await socket.assert_nothing(timeout=3.6)
+    await socket.assert_quiet_for(3.6)
     await socket.send({"type": "ping"})
     assert (await socket.receive_type("pong"))["timestamp"]
 

@@ -16,6 +16,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from conftest import token_for
 from realtime.models import Event
+from testkit import eventually_async
 from testkit.ws import next_of_type
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -146,9 +147,7 @@ async def test_killed_server_client_resumes_on_the_other_exactly_once(amake_user
                     f"{survivor.ws_url}?token={token_for(bob)}&last_seq={seen[-1] if seen else 0}"
                 )
                 receiving = asyncio.create_task(receive_into(bob_ws))
-        async with asyncio.timeout(10):
-            while len(seen) < total:
-                await asyncio.sleep(0.05)
+        await eventually_async(lambda: len(seen) >= total, within=10, what=f"{total} messages")
         receiving.cancel()
         await bob_ws.close()
 
