@@ -42,9 +42,9 @@ def run(*, host: str, port: int, access_log: bool) -> None:
     daphne.server.WebSocketFactory = QWWebSocketFactory
     proxy_headers = {}
     if settings.QW_TRUSTED_PROXIES:
-        from servers.proxy_daphne import install_daphne_parser, trusted_networks
+        from servers.proxy_daphne import install_daphne_parser
 
-        install_daphne_parser(trusted_networks(settings.QW_TRUSTED_PROXIES))
+        install_daphne_parser(settings.QW_TRUSTED_PROXIES)
         proxy_headers = {
             "proxy_forwarded_address_header": "X-Forwarded-For",
             "proxy_forwarded_proto_header": "X-Forwarded-Proto",

@@ -1,30 +1,21 @@
-"""The real client address behind a reverse proxy, trusted from the proxy only.
+"""daphne's shim: the client address behind a reverse proxy, by uvicorn's rule.
 
 daphne's own X-Forwarded-For support believes the header from any peer and
-takes its *first* entry, which the client writes itself. Here the header
-counts only when the TCP peer is in QW_TRUSTED_PROXIES, and the client is the
-right-most entry that is not itself a trusted proxy (nginx appends the address
-it saw, so everything left of that may be forged).
+takes its *first* entry, which the client writes itself. uvicorn's
+`ProxyHeadersMiddleware` (which the uvicorn flavour runs) believes it only
+from QW_TRUSTED_PROXIES and takes the right-most entry that is not itself a
+trusted proxy (nginx appends the address it saw, so everything left of that
+may be forged). daphne reads the address in its protocols, for its access log
+as well as the scope, so this shim replaces daphne's parser with one that asks
+that same middleware.
 """
 
 from __future__ import annotations
 
-import ipaddress
-from collections.abc import Iterable
+from collections.abc import Sequence
+from typing import Any
 
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-def trusted_networks(entries: Iterable[str]) -> list[Network]:
-    return [ipaddress.ip_network(entry.strip(), strict=False) for entry in entries if entry.strip()]
-
-
-def _is_trusted(address: str, networks: list[Network]) -> bool:
-    try:
-        ip = ipaddress.ip_address(address.strip().strip("[]"))
-    except ValueError:
-        return False
-    return any(ip in network for network in networks)
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 
 def forwarded_client(
@@ -32,23 +23,36 @@ def forwarded_client(
     forwarded_for: str | None,
     forwarded_proto: str | None,
     *,
-    networks: list[Network],
+    trusted: Sequence[str],
 ) -> tuple[str | None, str | None]:
     """(client address, scheme) to believe; (peer, None) when the peer is not a trusted proxy."""
-    if peer is None or not forwarded_for or not _is_trusted(peer, networks):
-        return peer, None
-    hops = [hop.strip() for hop in forwarded_for.split(",") if hop.strip()]
-    client = peer
-    for hop in reversed(hops):
-        client = hop
-        if not _is_trusted(hop, networks):
-            break
-    scheme = forwarded_proto.strip().lower() if forwarded_proto else None
-    return client, scheme if scheme in {"http", "https"} else None
+    headers = [
+        (name, value.encode("latin-1"))
+        for name, value in (
+            (b"x-forwarded-for", forwarded_for),
+            (b"x-forwarded-proto", forwarded_proto),
+        )
+        if value is not None
+    ]
+    scope: dict[str, Any] = {"type": "http", "client": (peer, 0), "headers": headers}
+
+    async def keep(believed: dict[str, Any], receive: Any, send: Any) -> None:
+        scope.update(believed)
+
+    # The middleware and `keep` never suspend: one step runs the whole call.
+    call = ProxyHeadersMiddleware(keep, trusted_hosts=list(trusted))(scope, None, None)  # type: ignore[arg-type]
+    try:
+        call.send(None)
+    except StopIteration:
+        pass
+    else:  # pragma: no cover - only if a uvicorn upgrade makes the middleware await
+        call.close()
+        raise RuntimeError("ProxyHeadersMiddleware suspended")
+    return scope["client"][0], scope.get("scheme")
 
 
-def install_daphne_parser(networks: list[Network]) -> None:
-    """Make daphne's HTTP and WebSocket protocols use `forwarded_client` for scope["client"]."""
+def install_daphne_parser(trusted: Sequence[str]) -> None:
+    """Make daphne's HTTP and WebSocket protocols use `forwarded_client` for the client address."""
     import daphne.http_protocol
     import daphne.ws_protocol
 
@@ -64,7 +68,7 @@ def install_daphne_parser(networks: list[Network]) -> None:
 
         peer = original_addr[0] if original_addr else None
         client, forwarded_scheme = forwarded_client(
-            peer, first(address_header), first(proto_header), networks=networks
+            peer, first(address_header), first(proto_header), trusted=trusted
         )
         if client == peer:
             return original_addr, forwarded_scheme or scheme

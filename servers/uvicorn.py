@@ -74,8 +74,9 @@ def run(*, host: str, port: int, access_log: bool, ws: str | type) -> None:
         backlog=LISTEN_BACKLOG,
         timeout_graceful_shutdown=1,
         server_header=False,
-        # X-Forwarded-For/-Proto only from QW_TRUSTED_PROXIES (uvicorn takes the
-        # right-most untrusted hop, as servers/proxy_daphne.py does for daphne).
+        # uvicorn's ProxyHeadersMiddleware: X-Forwarded-For/-Proto only from
+        # QW_TRUSTED_PROXIES, the right-most untrusted hop (servers/proxy_daphne.py
+        # gives daphne the same middleware's answer).
         proxy_headers=bool(settings.QW_TRUSTED_PROXIES),
         forwarded_allow_ips=settings.QW_TRUSTED_PROXIES or None,
     )
