@@ -133,9 +133,10 @@ else:
     _LAYER_HOSTS = [
         {"address": url, **_REDIS_OPTIONS} for url in (QW_REDIS_LAYER_URLS or [REDIS_URL])
     ]
-# "pubsub" (default): a group_send is one PUBLISH and a receive is a push. On
-# bench/load.py at 1,000 msgs/s it delivered with p50 0.12-0.19 s at 0.93 ms
-# CPU/msg; the list-based core layer fell 18 s behind at 3 ms/msg.
+# "pubsub" (default): a group_send is one PUBLISH and a receive is a push. At
+# 1,000 msgs/s of chat (the load benchmark of 2026-11-25, since replaced by
+# `make bench`, docs/performance.md) it delivered with p50 0.12-0.19 s at
+# 0.93 ms CPU/msg; the list-based core layer fell 18 s behind at 3 ms/msg.
 # Both are at-most-once; the inbox, gap repair and the heartbeat catch-up make
 # delivery whole either way.
 QW_CHANNEL_LAYER = env.str("QW_CHANNEL_LAYER", default="pubsub")

@@ -94,9 +94,9 @@ def sync_script(source: str) -> Script:
 
 
 # --- key names -------------------------------------------------------------------
-# Every Redis key the code writes is named here, under QW_CHANNEL_PREFIX (which the
-# channel layer's own keys share): features cannot collide, and one prefix scan
-# finds everything a test run left behind.
+# Every Redis key our code writes is named here, under QW_CHANNEL_PREFIX (the
+# channel layer names its own keys and pub/sub channels under the same prefix):
+# features cannot collide, and one prefix scan finds everything a test run left.
 def rate_key(name: str) -> str:
     return f"{settings.QW_CHANNEL_PREFIX}:rate:{name}"
 
@@ -109,3 +109,8 @@ def presence_sockets_key(user_id: int) -> str:
 def presence_announced_key() -> str:
     """Users announced online: user → latest expiry of their sockets."""
     return f"{settings.QW_CHANNEL_PREFIX}:presence:announced"
+
+
+def tokens_not_before_key(user_id: object) -> str:
+    """A user's revocation watermark: access tokens issued before it are refused."""
+    return f"{settings.QW_CHANNEL_PREFIX}:tokens_not_before:{user_id}"

@@ -27,7 +27,7 @@ from django.conf import settings
 from redis.exceptions import RedisError
 from rest_framework_simplejwt.settings import api_settings
 
-from realtime.redis_client import async_redis, sync_redis
+from realtime.redis_client import async_redis, sync_redis, tokens_not_before_key
 
 logger = logging.getLogger("realtime.auth.revocation")
 _memory: dict[str, tuple[float, float]] = {}  # user id → (watermark, forget at)
@@ -40,16 +40,14 @@ def _lifetime_seconds() -> float:
     return api_settings.ACCESS_TOKEN_LIFETIME.total_seconds() + leeway + 60
 
 
-def _key(user_id: object) -> str:
-    return f"{settings.QW_CHANNEL_PREFIX}:tokens_not_before:{user_id}"
-
-
 def access_tokens_revoke(*, user_id: int) -> None:
     """Refuse every access token of this user issued before now."""
     now = time.time()
     if settings.REDIS_URL:
         try:
-            sync_redis().set(_key(user_id), repr(now), px=int(_lifetime_seconds() * 1000))
+            sync_redis().set(
+                tokens_not_before_key(user_id), repr(now), px=int(_lifetime_seconds() * 1000)
+            )
         except RedisError as error:
             logger.error("access tokens of user %s not revoked: Redis: %s", user_id, error)
         return
@@ -78,7 +76,7 @@ def _memory_watermark(user_id: object) -> float | None:
 def access_token_revoked(*, user_id: object, issued_at: object) -> bool:
     if settings.REDIS_URL:
         try:
-            return _revoked(sync_redis().get(_key(user_id)), issued_at)
+            return _revoked(sync_redis().get(tokens_not_before_key(user_id)), issued_at)
         except RedisError as error:
             logger.warning("token revocation not checked: Redis: %s", error)
             return False
@@ -88,7 +86,7 @@ def access_token_revoked(*, user_id: object, issued_at: object) -> bool:
 async def access_token_revoked_async(*, user_id: object, issued_at: object) -> bool:
     if settings.REDIS_URL:
         try:
-            return _revoked(await async_redis().get(_key(user_id)), issued_at)
+            return _revoked(await async_redis().get(tokens_not_before_key(user_id)), issued_at)
         except RedisError as error:
             logger.warning("token revocation not checked: Redis: %s", error)
             return False
