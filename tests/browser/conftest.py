@@ -33,11 +33,28 @@ def browser() -> Browser:
         browser.close()
 
 
+@pytest.fixture(scope="module")
+def shared_server(django_db_setup):
+    """One server process for a module's tests that neither stop nor pause it.
+
+    Starting and stopping one costs about 1.5 s; the tests' users, rooms and
+    tasks have ids of their own (the flush between tests keeps the sequences),
+    so the process's Redis state and caches never mix two tests up.
+    """
+    process = ServerProcess().start()
+    yield process
+    process.stop()
+
+
 @pytest.fixture
-def server(transactional_db):
+def server(transactional_db, request):
+    """`server()`: the module's shared process; `server(own=True)` or `server(port)`: a
+    process of this test's own, which it may kill, stop or restart."""
     started: list[ServerProcess] = []
 
-    def start(port: int | None = None) -> ServerProcess:
+    def start(port: int | None = None, *, own: bool = False) -> ServerProcess:
+        if port is None and not own:
+            return request.getfixturevalue("shared_server")
         process = ServerProcess(port).start()
         started.append(process)
         return process

@@ -106,7 +106,7 @@ def test_older_messages_load_when_scrolling_up(make_user, server, contexts):
 
 def test_a_message_typed_offline_shows_below_one_sent_before_it(make_user, server, contexts):
     alice, bob = make_user("alice"), make_user("bob")
-    first = server()
+    first = server(own=True)
     bob_page = sign_in(contexts(), first.http_url, "bob", f"/chat/?with={alice.id}")
     first.kill()
     expect(bob_page.locator("#conn-state")).to_have_attribute("data-state", "connecting")
@@ -192,7 +192,7 @@ def test_subscriptions_are_restored_after_a_server_restart(make_user, server, co
     carol.save(update_fields=["is_staff"])
     project = project_create(author=alice, title="Website")
     task = task_create(actor=alice, project=project, title="Build API", freelancer_id=bob.id)
-    first = server()
+    first = server(own=True)
     page = contexts().new_page()
     page.goto(f"{first.http_url}/login/")
     start_client(page, carol, backoffBaseMs=100)
@@ -288,7 +288,7 @@ def test_a_frozen_server_is_detected_within_two_ping_intervals_and_a_hung_handsh
     make_user, server, contexts
 ):
     alice = make_user("alice")
-    process = server()
+    process = server(own=True)
     page = contexts().new_page()
     page.goto(f"{process.http_url}/login/")
     start_client(page, alice, pingIntervalMs=500, handshakeTimeoutMs=500, backoffBaseMs=50)

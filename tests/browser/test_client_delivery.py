@@ -133,7 +133,7 @@ def test_clients_of_a_restarting_server_reconnect_spread_over_one_to_two_seconds
     make_user, server, contexts
 ):
     alice = make_user("alice")
-    first = server()
+    first = server(own=True)
     page = contexts().new_page()
     page.goto(f"{first.http_url}/login/")
     page.evaluate(JITTERED, [str(AccessToken.for_user(alice)), 6])

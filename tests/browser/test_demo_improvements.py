@@ -87,7 +87,7 @@ def test_the_connection_pill_says_what_happens_to_messages_while_reconnecting(
 ):
     make_user("alice")
     bob = make_user("bob")
-    first = server()
+    first = server(own=True)
     page = sign_in(contexts(), first.http_url, "alice", f"/chat/?with={bob.id}")
     pill = page.locator("#conn-state")
     expect(pill).to_have_text("Connected")

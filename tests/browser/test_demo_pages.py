@@ -98,7 +98,7 @@ def test_client_resumes_after_the_server_is_killed_and_shows_the_missed_message_
     make_user, server, contexts
 ):
     alice, bob = make_user("alice"), make_user("bob")
-    first = server()
+    first = server(own=True)
     bob_page = sign_in(contexts(), first.http_url, "bob", f"/chat/?with={alice.id}")
 
     first.kill()
@@ -124,7 +124,7 @@ def test_message_written_offline_is_sent_once_after_the_tab_is_closed_and_reopen
     make_user, server, contexts
 ):
     alice, bob = make_user("alice"), make_user("bob")
-    first = server()
+    first = server(own=True)
     bob_context = contexts()
     bob_page = sign_in(bob_context, first.http_url, "bob", f"/chat/?with={alice.id}")
     first.kill()
