@@ -9,11 +9,14 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.decorators import api_view
 from rest_framework.response import Response
+from rest_framework_simplejwt import views as jwt_views
 from rest_framework_simplejwt.exceptions import TokenError
+from rest_framework_simplejwt.serializers import TokenObtainPairSerializer, TokenRefreshSerializer
 from rest_framework_simplejwt.settings import api_settings
 
 from accounts.services import LOGGED_OUT, sessions_end
 from realtime.auth.tokens import RefreshToken
+from realtime.rest.openapi import QuerySerializer, StrictCharField, error_responses
 from realtime.selectors import active_users
 
 MAX_RESULTS = 10
@@ -37,7 +40,7 @@ def users_search(*, query: str, exclude_id: int, limit: int = MAX_RESULTS) -> li
     )
 
 
-class UserSearchQuerySerializer(serializers.Serializer):
+class UserSearchQuerySerializer(QuerySerializer):
     q = serializers.CharField(min_length=1, max_length=150, trim_whitespace=True)
 
 
@@ -70,7 +73,7 @@ def me(request):
 
 
 class LogoutSerializer(serializers.Serializer):
-    refresh = serializers.CharField()
+    refresh = StrictCharField()
 
 
 @extend_schema(request=LogoutSerializer, responses={204: None})
@@ -89,3 +92,14 @@ def logout(request):
         refresh.blacklist()
         sessions_end(user_ids=[request.user.pk], message=LOGGED_OUT, all_refresh_tokens=False)
     return Response(status=204)
+
+
+# simplejwt's views, with the 401 they answer for wrong credentials or a bad refresh token.
+@extend_schema(responses={200: TokenObtainPairSerializer, **error_responses(401)})
+class TokenObtainView(jwt_views.TokenObtainPairView):
+    pass
+
+
+@extend_schema(responses={200: TokenRefreshSerializer, **error_responses(401)})
+class TokenRefreshView(jwt_views.TokenRefreshView):
+    pass

@@ -1,11 +1,10 @@
 from django.urls import path
-from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
 from accounts import api
 
 urlpatterns = [
-    path("auth/token/", TokenObtainPairView.as_view(), name="token_obtain_pair"),
-    path("auth/token/refresh/", TokenRefreshView.as_view(), name="token_refresh"),
+    path("auth/token/", api.TokenObtainView.as_view(), name="token_obtain_pair"),
+    path("auth/token/refresh/", api.TokenRefreshView.as_view(), name="token_refresh"),
     path("auth/logout/", api.logout, name="logout"),
     path("me/", api.me, name="me"),
     path("users/", api.user_search, name="user-search"),

@@ -5,7 +5,12 @@ from __future__ import annotations
 import math
 
 from django.conf import settings
-from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    inline_serializer,
+)
 from rest_framework import serializers, status
 from rest_framework.exceptions import APIException, NotFound, PermissionDenied
 from rest_framework.generics import GenericAPIView
@@ -32,7 +37,29 @@ from chat.services import (
     room_remove_member,
 )
 from realtime import ratelimit
+from realtime.rest.openapi import error_responses
 from realtime.rest.pagination import NewestFirstPagination
+
+
+def _only(name: str, description: str) -> dict:
+    return {
+        "type": "object",
+        "properties": {name: {"type": "integer", "minimum": 1, "description": description}},
+        "required": [name],
+        "additionalProperties": False,
+    }
+
+
+# `?with=` or `?room=`, exactly one: an exploded object is how OpenAPI says so.
+CONVERSATION = OpenApiParameter(
+    "conversation",
+    type={"oneOf": [_only("with", "the other user's id (1:1)"), _only("room", "a room's id")]},
+    location=OpenApiParameter.QUERY,
+    required=True,
+    style="form",
+    explode=True,
+    description="`with={user_id}` for a 1:1 conversation or `room={id}`: exactly one",
+)
 
 RateLimitedSerializer = inline_serializer(
     "RateLimited",
@@ -52,8 +79,8 @@ class MessageListCreate(GenericAPIView):
     serializer_class = MessageSerializer
 
     @extend_schema(
-        parameters=[HistoryQuerySerializer],
-        responses={200: MessageSerializer(many=True), 400: None, 404: None},
+        parameters=[CONVERSATION],
+        responses=MessageSerializer(many=True),
     )
     def get(self, request):
         """History of a 1:1 conversation or a room, newest first."""
@@ -78,8 +105,7 @@ class MessageListCreate(GenericAPIView):
         responses={
             201: MessageSentSerializer,
             200: OpenApiResponse(MessageSentSerializer, description="a resend: duplicate"),
-            400: None,
-            404: None,
+            **error_responses(404),
             429: RateLimitedSerializer,
         },
     )
@@ -124,7 +150,7 @@ class MessageListCreate(GenericAPIView):
 
 
 class MessageRead(APIView):
-    @extend_schema(request=None, responses={200: MessageReadSerializer, 404: None})
+    @extend_schema(request=None, responses=MessageReadSerializer)
     def post(self, request, message_id: int):
         """Read receipt: this message and every earlier one of its conversation."""
         if not message_mark_read(user_id=request.user.id, message_id=message_id):
@@ -138,7 +164,7 @@ class RoomListCreate(APIView):
         rooms = selectors.rooms_of_user(user_id=request.user.id)
         return Response(RoomSerializer(rooms, many=True).data)
 
-    @extend_schema(request=RoomCreateSerializer, responses={201: RoomSerializer, 400: None})
+    @extend_schema(request=RoomCreateSerializer, responses={201: RoomSerializer})
     def post(self, request):
         create = RoomCreateSerializer(data=request.data)
         create.is_valid(raise_exception=True)
@@ -164,7 +190,7 @@ class RoomMembers(APIView):
 
     @extend_schema(
         request=RoomMemberSerializer,
-        responses={201: RoomSerializer, 200: RoomSerializer, 400: None, 403: None, 404: None},
+        responses={201: RoomSerializer, 200: RoomSerializer, **error_responses(403)},
     )
     def post(self, request, room_id: int):
         """Add a member (200 if already one)."""
@@ -177,7 +203,7 @@ class RoomMembers(APIView):
 
     @extend_schema(
         request=RoomMemberSerializer,
-        responses={200: RoomSerializer, 400: None, 403: None, 404: None},
+        responses={200: RoomSerializer, **error_responses(403)},
     )
     def delete(self, request, room_id: int):
         """Remove a member; they receive nothing sent to the room afterwards."""

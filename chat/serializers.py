@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from accounts.api import UserBriefSerializer
 from chat.selectors import user_exists
-from chat.services import clean_content
+from chat.services import CONTROL_CHARS, clean_content
 from realtime.domain_errors import ContentInvalid, ContentNotText, ContentTooLarge
+from realtime.rest.openapi import QuerySerializer, StrictCharField
 from realtime.selectors import active_user_ids
 
 
@@ -18,16 +19,19 @@ def _does_not_exist(user_id: int) -> str:
     return f'Invalid pk "{user_id}" - object does not exist.'
 
 
-class StrictCharField(serializers.CharField):
-    """A CharField that refuses numbers instead of turning them into text, as the socket does."""
-
-    def to_internal_value(self, data: Any) -> str:
-        if not isinstance(data, str):
-            self.fail("invalid")
-        return super().to_internal_value(data)
-
-
-@extend_schema_field(OpenApiTypes.STR)
+@extend_schema_field(
+    {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": 10_000,
+        # Something besides whitespace and the control characters it drops.
+        "pattern": rf"[^\s{CONTROL_CHARS}]",
+        "description": (
+            "1–10,000 characters and at most 10 KiB of UTF-8 after control characters "
+            "(but \\n and \\t) are removed and the text is trimmed (SPEC §6)"
+        ),
+    }
+)
 class ContentField(serializers.Field):
     """Message text under the socket's rules (SPEC §6), cleaned by the same function.
 
@@ -73,6 +77,8 @@ class MessageSerializer(serializers.Serializer):
 
 
 class MessageSendSerializer(serializers.Serializer):
+    exactly_one_of = ("receiver_id", "room_id")  # also stated in the schema (realtime.rest.openapi)
+
     receiver_id = serializers.IntegerField(required=False, allow_null=True, min_value=1)
     room_id = serializers.IntegerField(required=False, allow_null=True, min_value=1)
     content = ContentField()
@@ -81,7 +87,7 @@ class MessageSendSerializer(serializers.Serializer):
     )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        if (attrs.get("receiver_id") is None) == (attrs.get("room_id") is None):
+        if sum(attrs.get(name) is not None for name in self.exactly_one_of) != 1:
             raise serializers.ValidationError("Give exactly one of 'receiver_id' or 'room_id'.")
         return attrs
 
@@ -100,7 +106,7 @@ class MessageReadSerializer(serializers.Serializer):
     status = serializers.CharField()
 
 
-class HistoryQuerySerializer(serializers.Serializer):
+class HistoryQuerySerializer(QuerySerializer):
     """`?with={user_id}` or `?room={id}`: exactly one."""
 
     room = serializers.IntegerField(required=False, min_value=1)
@@ -117,11 +123,6 @@ class HistoryQuerySerializer(serializers.Serializer):
         if ("with" in attrs) == ("room" in attrs):
             raise serializers.ValidationError("Give exactly one of 'with' or 'room'.")
         return attrs
-
-
-class UserBriefSerializer(serializers.Serializer):
-    id = serializers.IntegerField()
-    username = serializers.CharField()
 
 
 class RoomBriefSerializer(serializers.Serializer):
@@ -160,7 +161,7 @@ class RoomSerializer(serializers.Serializer):
 
 
 class RoomCreateSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=200)
+    name = StrictCharField(max_length=200)
     member_ids = serializers.ListField(
         child=serializers.IntegerField(min_value=1), required=False, default=list, max_length=500
     )

@@ -35,7 +35,9 @@ from realtime.selectors import active_user_ids
 MAX_CONTENT_CHARS = 10_000
 MAX_CONTENT_BYTES = 10 * 1024
 CONTENT_NOT_TEXT = "'content' is not valid Unicode text"
-_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# Removed from content: control characters but \t and \n (a character class body).
+CONTROL_CHARS = r"\x00-\x08\x0b-\x1f\x7f-\x9f"
+_CONTROL_CHARS = re.compile(f"[{CONTROL_CHARS}]")
 
 
 def clean_content(raw: object) -> str:

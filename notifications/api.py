@@ -15,6 +15,7 @@ from notifications.serializers import (
     NotificationSerializer,
     ReadAllResultSerializer,
 )
+from realtime.rest.openapi import ErrorSerializer
 from realtime.rest.pagination import NewestFirstPagination
 
 
@@ -56,7 +57,7 @@ class NotificationRead(APIView):
         request=None,
         responses={
             200: NotificationSerializer,
-            404: OpenApiResponse(description="no such notification of yours"),
+            404: OpenApiResponse(ErrorSerializer, description="no such notification of yours"),
         },
     )
     def post(self, request: Request, notification_id: int) -> Response:

@@ -3,6 +3,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from notifications.models import Notification
+from realtime.rest.openapi import QuerySerializer
 
 
 class NotificationSerializer(serializers.ModelSerializer):
@@ -12,7 +13,7 @@ class NotificationSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class NotificationListQuerySerializer(serializers.Serializer):
+class NotificationListQuerySerializer(QuerySerializer):
     unread = serializers.BooleanField(
         required=False, default=False, help_text="only notifications not read yet"
     )

@@ -175,7 +175,7 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "realtime.rest.openapi.AutoSchema",
     "DEFAULT_PARSER_CLASSES": [
         "realtime.rest.parsers.JSONParser",
         "rest_framework.parsers.FormParser",
@@ -203,6 +203,9 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "History and control endpoints of the QuantumWorks real-time backend.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Request and response shapes differ (write-only passwords, request-only
+    # string constraints): separate components, so neither leaks into the other.
+    "COMPONENT_SPLIT_REQUEST": True,
     # The schema and docs are public: a bad token must not fail them (the docs
     # template re-reads request.user and raised the 401 again, as a 500).
     "SERVE_AUTHENTICATION": [],

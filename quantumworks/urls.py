@@ -6,6 +6,8 @@ from quantumworks import ops
 from realtime import api as realtime_api
 from realtime import registry
 
+handler404 = "realtime.rest.errors.not_found"
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/events/", realtime_api.EventList.as_view(), name="events"),

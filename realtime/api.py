@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.generics import ListAPIView
 
 from realtime.models import Event
+from realtime.rest.openapi import QuerySerializer
 from realtime.rest.pagination import IntegerCursorPagination
 
 
@@ -24,22 +25,24 @@ class SeqPagination(IntegerCursorPagination):
     max_page_size = 1000
 
 
+class EventsQuerySerializer(QuerySerializer):
+    after_seq = serializers.IntegerField(required=False, help_text="only seq > N")
+
+
 class EventList(ListAPIView):
     """The durable inbox after `after_seq`, oldest first."""
 
     serializer_class = EventSerializer
     pagination_class = SeqPagination
 
-    @extend_schema(parameters=[OpenApiParameter("after_seq", int, description="only seq > N")])
+    @extend_schema(parameters=[EventsQuerySerializer])
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
 
     def get_queryset(self):
+        query = EventsQuerySerializer(data=self.request.query_params)
+        query.is_valid(raise_exception=True)
         queryset = Event.objects.filter(user=self.request.user)
-        after = self.request.query_params.get("after_seq")
-        if after is not None:
-            try:
-                queryset = queryset.filter(seq__gt=int(after))
-            except ValueError:
-                raise serializers.ValidationError({"after_seq": ["must be an integer"]}) from None
+        if "after_seq" in query.validated_data:
+            queryset = queryset.filter(seq__gt=query.validated_data["after_seq"])
         return queryset

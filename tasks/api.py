@@ -14,11 +14,11 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from realtime.rest.openapi import QuerySerializer, error_responses
 from realtime.rest.pagination import NewestFirstPagination
 from tasks import selectors, services
 from tasks.models import TaskStatus
 from tasks.serializers import (
-    DetailSerializer,
     ProjectCreateSerializer,
     ProjectSerializer,
     TaskCreateSerializer,
@@ -26,9 +26,6 @@ from tasks.serializers import (
     TaskStatusSerializer,
     TransitionRefusedSerializer,
 )
-
-NOT_FOUND = OpenApiResponse(DetailSerializer, description="no such object, or not yours")
-FORBIDDEN = OpenApiResponse(DetailSerializer, description="your role does not allow this")
 
 
 class NewestFirst(NewestFirstPagination):
@@ -68,7 +65,7 @@ class ProjectListView(GenericAPIView):
 
 
 class ProjectDetailView(APIView):
-    @extend_schema(responses={200: ProjectSerializer, 404: NOT_FOUND})
+    @extend_schema(responses=ProjectSerializer)
     def get(self, request, project_id: int):
         project = selectors.project_get(**_viewer(request), project_id=project_id)
         if project is None:
@@ -76,7 +73,7 @@ class ProjectDetailView(APIView):
         return Response(ProjectSerializer(project).data)
 
 
-class TaskFilterSerializer(serializers.Serializer):
+class TaskFilterSerializer(QuerySerializer):
     project = serializers.IntegerField(min_value=1, required=False)
     status = serializers.ChoiceField(choices=TaskStatus.choices, required=False)
 
@@ -104,7 +101,7 @@ class TaskListView(GenericAPIView):
     @extend_schema(
         summary="Add a task to a project (its author only)",
         request=TaskCreateSerializer,
-        responses={201: TaskSerializer, 403: FORBIDDEN},
+        responses={201: TaskSerializer, **error_responses(403)},
     )
     def post(self, request):
         body = TaskCreateSerializer(
@@ -127,7 +124,7 @@ class TaskListView(GenericAPIView):
 
 
 class TaskDetailView(APIView):
-    @extend_schema(responses={200: TaskSerializer, 404: NOT_FOUND})
+    @extend_schema(responses=TaskSerializer)
     def get(self, request, task_id: int):
         task = selectors.task_get(**_viewer(request), task_id=task_id)
         if task is None:
@@ -146,8 +143,7 @@ class TaskStatusView(APIView):
         request=TaskStatusSerializer,
         responses={
             200: TaskSerializer,
-            403: FORBIDDEN,
-            404: NOT_FOUND,
+            **error_responses(403),
             409: OpenApiResponse(
                 TransitionRefusedSerializer, description="the workflow does not allow this move"
             ),

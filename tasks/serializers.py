@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from realtime.rest.openapi import StrictCharField
 from realtime.selectors import active_user_ids
 from tasks.models import Project, Task, TaskStatus
 
@@ -18,7 +19,7 @@ class ProjectSerializer(serializers.ModelSerializer):
 
 
 class ProjectCreateSerializer(serializers.Serializer):
-    title = serializers.CharField(max_length=200)
+    title = StrictCharField(max_length=200)
 
 
 class TaskSerializer(serializers.ModelSerializer):
@@ -43,7 +44,7 @@ class TaskCreateSerializer(serializers.Serializer):
     """`project` must be one the caller can see; the service decides whether they may add to it."""
 
     project = serializers.PrimaryKeyRelatedField(queryset=Project.objects.none())
-    title = serializers.CharField(max_length=200)
+    title = StrictCharField(max_length=200)
     freelancer = serializers.IntegerField(min_value=1, required=False, allow_null=True)
     watchers = serializers.ListField(
         child=serializers.IntegerField(min_value=1), required=False, max_length=MAX_WATCHERS
@@ -82,7 +83,3 @@ class TransitionRefusedSerializer(serializers.Serializer):
     allowed = serializers.ListField(
         child=serializers.CharField(), help_text="the statuses the task may move to next"
     )
-
-
-class DetailSerializer(serializers.Serializer):
-    detail = serializers.CharField()

@@ -19,6 +19,7 @@ from django.core.exceptions import (
     TooManyFilesSent,
 )
 from django.http import Http404, JsonResponse
+from django.views.defaults import page_not_found
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -56,3 +57,10 @@ class IncidentMiddleware:
         return JsonResponse(
             {"detail": "Internal server error.", "incident_id": incident_id}, status=500
         )
+
+
+def not_found(request, exception):
+    """Django's 404 (no URL matched, e.g. `/api/tasks/abc/`): JSON under /api/, as DRF's own."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "Not found."}, status=404)
+    return page_not_found(request, exception)
