@@ -176,11 +176,13 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "realtime.rest.openapi.AutoSchema",
-    "DEFAULT_PARSER_CLASSES": [
-        "realtime.rest.parsers.JSONParser",
-        "rest_framework.parsers.FormParser",
-        "rest_framework.parsers.MultiPartParser",
-    ],
+    # SPEC §7: the REST API speaks JSON. Form bodies cannot say null or an
+    # empty list, so the schema's JSON shapes were wrong for them; a 415 now.
+    # A view that takes uploads names its parser itself
+    # (`parser_classes = [MultiPartParser]`).
+    "DEFAULT_PARSER_CLASSES": ["realtime.rest.parsers.JSONParser"],
+    # APIClient's bodies in tests: what clients send.
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
     # The browsable API only with DEBUG: `?format=api` is a 404 in production.
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
