@@ -186,7 +186,9 @@ def test_a_form_body_is_a_415_read_no_further(board, caplog, settings, content_t
     # fields than Django would parse, is refused before any field is read.
     settings.DATA_UPLOAD_MAX_NUMBER_FIELDS = 10
     with caplog.at_level(logging.INFO):
-        response = authed_client(board.author).post("/api/projects/", body, content_type=content_type)
+        response = authed_client(board.author).post(
+            "/api/projects/", body, content_type=content_type
+        )
     assert response.status_code == 415
     assert response.json() == {"detail": f'Unsupported media type "{content_type}" in request.'}
     assert Project.objects.count() == 1
