@@ -90,6 +90,7 @@ def test_room_list_query_count_does_not_grow_with_rooms(trio):
     [
         ({}, {"name": ["This field is required."]}),
         ({"name": "  "}, {"name": ["This field may not be blank."]}),
+        ({"name": 0}, {"name": ["Not a valid string."]}),
         ({"name": "x" * 201}, {"name": ["Ensure this field has no more than 200 characters."]}),
         ({"name": "ok", "member_ids": "bob"}, {"member_ids": ['Expected a list of items but got type "str".']}),
         ({"name": "ok", "member_ids": [987654321]}, {"member_ids": ['Invalid pk "987654321" - object does not exist.']}),

@@ -5,6 +5,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from conftest import authed_client
+from tasks.api import NewestFirst
 from tasks.models import Project, Task
 
 pytestmark = pytest.mark.django_db
@@ -66,6 +67,8 @@ def test_creating_a_project_makes_the_caller_its_author(board):
         ({}, {"title": ["This field is required."]}),
         ({"title": "   "}, {"title": ["This field may not be blank."]}),
         ({"title": "x" * 201}, {"title": ["Ensure this field has no more than 200 characters."]}),
+        # The schema says string; DRF's CharField stored 0 as "0" (issue 20).
+        ({"title": 0}, {"title": ["Not a valid string."]}),
     ],
 )
 def test_project_without_a_proper_title_is_a_field_error(board, body, error):
@@ -127,6 +130,46 @@ def test_tasks_can_be_filtered_by_project_and_status(board):
     bad = client.get("/api/tasks/?status=launched&project=x")
     assert bad.status_code == 400
     assert set(bad.json()) == {"status", "project"}
+
+
+def test_an_empty_filter_value_is_a_field_error_not_no_filter(board):
+    # DRF read `?status=` as an absent filter and listed everything; the
+    # schema says a status or an integer (issue 20).
+    response = authed_client(board.author).get("/api/tasks/?status=&project=")
+
+    assert response.status_code == 400
+    assert response.json() == {
+        "status": ['"" is not a valid choice.'],
+        "project": ["A valid integer is required."],
+    }
+
+
+@pytest.mark.parametrize(
+    "page_size, error",
+    [
+        ("abc", "A valid integer is required."),
+        ("0", "Ensure this value is greater than or equal to 1."),
+        ("-3", "Ensure this value is greater than or equal to 1."),
+        ("", "A valid integer is required."),
+    ],
+)
+def test_a_page_size_that_is_not_a_positive_integer_is_a_400(board, page_size, error):
+    # DRF silently used the default page size (issue 20).
+    response = authed_client(board.author).get(f"/api/tasks/?page_size={page_size}")
+
+    assert response.status_code == 400
+    assert response.json() == {"page_size": [error]}
+
+
+def test_a_page_size_over_the_maximum_gives_the_maximum(board, monkeypatch):
+    monkeypatch.setattr(NewestFirst, "max_page_size", 2)
+    for n in range(3):
+        Task.objects.create(project=board.project, title=f"Task {n}")
+
+    page = authed_client(board.author).get("/api/tasks/?page_size=100000").json()
+
+    assert len(page["results"]) == 2
+    assert page["next"] is not None
 
 
 def test_task_list_pages_newest_first(board):
@@ -224,6 +267,7 @@ def test_stranger_cannot_add_tasks_and_cannot_tell_the_project_exists(board):
         ({"project": None, "title": "No project"}, "project"),
         ({"project": "abc", "title": "x"}, "project"),
         ({"title": ""}, "title"),
+        ({"title": 7}, "title"),
         ({"freelancer": 999999, "title": "x"}, "freelancer"),
         ({"watchers": [999999], "title": "x"}, "watchers"),
         ({"watchers": "1,2", "title": "x"}, "watchers"),
