@@ -5,7 +5,14 @@ these pin the rules a new route inherits without running it.
 """
 
 import pytest
+from django.urls import path
 from django.utils import timezone
+from drf_spectacular.generators import SchemaGenerator
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.generics import GenericAPIView
+from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from conftest import authed_client
 from realtime.models import Event
@@ -20,9 +27,9 @@ def schema(client):
 
 
 def operations(schema):
-    for path, methods in schema["paths"].items():
+    for route, methods in schema["paths"].items():
         for method, operation in methods.items():
-            yield f"{method.upper()} {path}", operation
+            yield f"{method.upper()} {route}", operation
 
 
 def component(schema, content):
@@ -44,8 +51,8 @@ def test_every_operation_lists_the_errors_it_can_answer(schema):
 
 
 def test_token_views_list_their_401_and_take_json_only(schema):
-    for path in ("/api/auth/token/", "/api/auth/token/refresh/"):
-        operation = schema["paths"][path]["post"]
+    for route in ("/api/auth/token/", "/api/auth/token/refresh/"):
+        operation = schema["paths"][route]["post"]
         assert "401" in operation["responses"]
         assert list(operation["requestBody"]["content"]) == ["application/json"]
 
@@ -108,3 +115,42 @@ def test_events_after_seq_lists_only_the_later_ones(make_user):
     response = authed_client(user).get("/api/events/", {"after_seq": 1})
 
     assert [event["seq"] for event in response.json()["results"]] == [2, 3]
+
+
+class _Body(serializers.Serializer):
+    name = serializers.CharField()
+
+
+class _Items(GenericAPIView):
+    serializer_class = _Body
+
+    def delete(self, request):  # no body
+        return Response(status=204)
+
+    @extend_schema(request=_Body(partial=True), responses=_Body)
+    def patch(self, request):  # a partial update, declared as one
+        return Response()
+
+
+class _Item(APIView):
+    @extend_schema(request=_Body, responses={204: None})
+    def delete(self, request, item_id: int):  # a body, declared
+        return Response(status=204)
+
+    @extend_schema(request=_Body, responses=_Body)
+    def patch(self, request, item_id: int):  # a whole body
+        return Response()
+
+
+def test_delete_bodies_and_partial_patch_bodies_are_what_the_view_declares():
+    generated = SchemaGenerator(
+        patterns=[path("items/", _Items.as_view()), path("items/<int:item_id>/", _Item.as_view())]
+    ).get_schema(request=None, public=True)
+    items, item = generated["paths"]["/items/"], generated["paths"]["/items/{item_id}/"]
+    components = generated["components"]["schemas"]
+
+    assert "requestBody" not in items["delete"]
+    assert item["delete"]["requestBody"]["required"] is True
+    assert "required" not in components["Patched_BodyRequest"]
+    assert "requestBody" in items["patch"] and item["patch"]["requestBody"]["required"] is True
+    assert components["_BodyRequest"]["required"] == ["name"]

@@ -17,8 +17,9 @@ so that a client generated from `/api/schema/` is right and Schemathesis
 - **Request strings as DRF validates them.** Every CharField refuses NUL
   characters, and one that may not be blank refuses a value that is only
   whitespace: a `pattern` states both.
-- **A body on DELETE** (`{"user_id"}` of the room members routes), and a
-  PATCH body that is validated whole. DRF makes a body partial only when a
+- **A body on DELETE** when the view declares one with
+  `extend_schema(request=…)` (`{"user_id"}` of the room members routes), and
+  a PATCH body that is validated whole. DRF makes a body partial only when a
   view asks for it, so the schema does too: declare
   `request=S(partial=True)` for a partial update.
 - **Exactly one of several fields** (a message's `receiver_id` or
@@ -158,9 +159,26 @@ class AutoSchema(openapi.AutoSchema):
             ]
         return schema
 
+    # Set while asking whether a DELETE declared its body (see below).
+    _declared_only = False
+
+    def get_request_serializer(self):
+        # Under `extend_schema(request=…)` this is only reached without a
+        # declaration; the view's own serializer is not a DELETE's body.
+        if self._declared_only:
+            return None
+        return super().get_request_serializer()
+
     def _get_request_body(self, direction="request"):
-        if self.method != "DELETE" or self.get_request_serializer() is None:
+        if self.method != "DELETE":
             return super()._get_request_body(direction)
+        self._declared_only = True
+        try:
+            declared = self.get_request_serializer()
+        finally:
+            self._declared_only = False
+        if declared is None:
+            return None
         # drf-spectacular documents bodies of POST, PUT and PATCH only.
         self.method = "POST"
         try:
