@@ -10,7 +10,7 @@ from django.utils import timezone
 from drf_spectacular.generators import SchemaGenerator
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
-from rest_framework.generics import GenericAPIView
+from rest_framework.generics import GenericAPIView, UpdateAPIView
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -142,11 +142,20 @@ class _Item(APIView):
         return Response()
 
 
+class _Settings(UpdateAPIView):
+    serializer_class = _Body  # DRF's PATCH here is a partial update
+
+
 def test_delete_bodies_and_partial_patch_bodies_are_what_the_view_declares():
     generated = SchemaGenerator(
-        patterns=[path("items/", _Items.as_view()), path("items/<int:item_id>/", _Item.as_view())]
+        patterns=[
+            path("items/", _Items.as_view()),
+            path("items/<int:item_id>/", _Item.as_view()),
+            path("settings/", _Settings.as_view()),
+        ]
     ).get_schema(request=None, public=True)
     items, item = generated["paths"]["/items/"], generated["paths"]["/items/{item_id}/"]
+    settings_patch = generated["paths"]["/settings/"]["patch"]["requestBody"]
     components = generated["components"]["schemas"]
 
     assert "requestBody" not in items["delete"]
@@ -154,3 +163,6 @@ def test_delete_bodies_and_partial_patch_bodies_are_what_the_view_declares():
     assert "required" not in components["Patched_BodyRequest"]
     assert "requestBody" in items["patch"] and item["patch"]["requestBody"]["required"] is True
     assert components["_BodyRequest"]["required"] == ["name"]
+    assert settings_patch["content"]["application/json"]["schema"]["$ref"].endswith(
+        "/Patched_BodyRequest"
+    )

@@ -1,4 +1,4 @@
-"""The OpenAPI schema says what the API does, including how it fails (issue 20).
+"""The REST contract: the OpenAPI schema says what the API does, failures included (issue 20).
 
 drf-spectacular reads a view's serializers; what it cannot see, this adds,
 so that a client generated from `/api/schema/` is right and Schemathesis
@@ -20,11 +20,15 @@ so that a client generated from `/api/schema/` is right and Schemathesis
 - **A body on DELETE** when the view declares one with
   `extend_schema(request=…)` (`{"user_id"}` of the room members routes), and
   a PATCH body that is validated whole. DRF makes a body partial only when a
-  view asks for it, so the schema does too: declare
-  `request=S(partial=True)` for a partial update.
+  view asks for it (its generic update views do), so the schema does too: a
+  hand-written partial update declares `request=S(partial=True)`.
 - **Exactly one of several fields** (a message's `receiver_id` or
   `room_id`): a serializer that names them in `exactly_one_of` gets a
   `oneOf` stating it.
+
+And two fields for views, so that they do what the schema says:
+`StrictCharField` (a number is not a string) and `QuerySerializer` (an
+empty query value is a value).
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from typing import Any
 from drf_spectacular import openapi
 from drf_spectacular.extensions import OpenApiSerializerExtension
 from drf_spectacular.utils import OpenApiResponse
-from rest_framework import serializers
+from rest_framework import mixins, serializers
 
 
 class ErrorSerializer(serializers.Serializer):
@@ -187,7 +191,11 @@ class AutoSchema(openapi.AutoSchema):
             self.method = "DELETE"
 
     def _get_request_for_media_type(self, serializer, direction="request"):
-        if self.method != "PATCH" or getattr(serializer, "partial", False) is True:
+        if (
+            self.method != "PATCH"
+            or getattr(serializer, "partial", False) is True
+            or isinstance(self.view, mixins.UpdateModelMixin)  # DRF's partial_update
+        ):
             return super()._get_request_for_media_type(serializer, direction)
         # drf-spectacular makes every PATCH body partial; ours are partial
         # only when declared so (see the module docstring).
