@@ -233,6 +233,9 @@ QW_SOCKET_SEND_BUDGET_BYTES = max(
     env.int("QW_SOCKET_SEND_BUDGET_BYTES", default=1024 * 1024), 2 * QW_MAX_FRAME_BYTES
 )
 QW_SOCKET_SEND_TIMEOUT_SECONDS = env.float("QW_SOCKET_SEND_TIMEOUT_SECONDS", default=10)
+# A request head (a WebSocket handshake included) not complete this long after
+# the connection opened is answered 408 and closed (servers/request_head.py).
+QW_HEADER_TIMEOUT_SECONDS = env.float("QW_HEADER_TIMEOUT_SECONDS", default=5)
 DAPHNE_WEBSOCKET_MAX_MESSAGE_SIZE = QW_MAX_FRAME_BYTES
 DAPHNE_WEBSOCKET_MAX_FRAME_SIZE = QW_MAX_FRAME_BYTES
 

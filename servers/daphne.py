@@ -1,6 +1,8 @@
 """The daphne flavour of `python -m servers --server daphne`.
 
-Same promises as the uvicorn one (servers/uvicorn.py): our protocol subclass,
+Same promises as the uvicorn one (servers/uvicorn.py): our HTTP channel,
+servers.http_daphne, applies the request-head limits and header timeout of
+servers.request_head; our WebSocket protocol subclass,
 servers.ws_daphne, gives each socket the send budget (4008) and closes frames
 over 64 KiB with 1009 `too_large`; the access log never shows a token; and
 SIGTERM/SIGINT close every socket with 4012 (servers.shutdown).
@@ -36,9 +38,11 @@ def run(*, host: str, port: int, access_log: bool) -> None:
     from twisted.internet import reactor
 
     from quantumworks.asgi import application
+    from servers.http_daphne import QWHTTPFactory
     from servers.shutdown import graceful_stop
     from servers.ws_daphne import QWServer, QWWebSocketFactory
 
+    daphne.server.HTTPFactory = QWHTTPFactory
     daphne.server.WebSocketFactory = QWWebSocketFactory
     proxy_headers = {}
     if settings.QW_TRUSTED_PROXIES:

@@ -34,6 +34,7 @@ def run(*, host: str, port: int, access_log: bool, ws: str | type) -> None:
     from django.conf import settings
 
     from quantumworks.asgi import application
+    from servers.http_uvicorn import QWHttpToolsProtocol
     from servers.shutdown import graceful_stop
 
     if ws == "websockets-sansio":
@@ -62,7 +63,7 @@ def run(*, host: str, port: int, access_log: bool, ws: str | type) -> None:
         host=host,
         port=port,
         loop="uvloop",
-        http="httptools",
+        http=QWHttpToolsProtocol,  # httptools with the request-head limits
         ws=ws,
         ws_max_size=settings.QW_MAX_FRAME_BYTES,
         ws_ping_interval=20,

@@ -17,7 +17,12 @@ servers.ws_daphne does for daphne:
   `websocket.disconnect` next, instead of an exception in the middle of a
   replay that skips its cleanup;
 - closes an oversized frame with 1009 `too_large` and one log line;
-- closes a text frame that is not UTF-8 with 1007 and one log line.
+- closes a text frame that is not UTF-8 with 1007 and one log line;
+- sends the answer websockets wrote to a handshake it refused itself (414 for
+  a request line over 8 KiB, 431 for a header line over it or more than 128
+  headers) and closes. uvicorn writes websockets' output only when a request
+  parsed; a refused one produced no event, so its answer stayed unsent and
+  the connection hung open until the client gave up (issue 20).
 """
 
 from __future__ import annotations
@@ -26,7 +31,12 @@ import asyncio
 from typing import Any
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
-from websockets.exceptions import PayloadTooBig
+from websockets.exceptions import (
+    HeaderLineTooLong,
+    PayloadTooBig,
+    RequestLineTooLong,
+    TooManyHeaders,
+)
 from websockets.frames import CloseCode
 from websockets.server import ServerProtocol
 
@@ -39,8 +49,10 @@ from realtime.transport import (
     log_oversized_frame,
     logger,
 )
+from servers.request_head import log_refused
 
 INVALID_UTF8_REASON = "invalid_utf8"
+HANDSHAKE_REFUSALS = {RequestLineTooLong: 414, HeaderLineTooLong: 431, TooManyHeaders: 431}
 
 
 class TransportSendBuffer(DrainableBuffer):
@@ -95,6 +107,18 @@ class QWWebSocketProtocol(WebSocketsSansIOProtocol):
         if self.send_buffer is not None:
             self.send_buffer.connection_closed()
         super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if not self.handshake_initiated and self.conn.handshake_exc is not None:
+            self.refuse_handshake(self.conn.handshake_exc)
+
+    def refuse_handshake(self, error: Exception) -> None:
+        status = HANDSHAKE_REFUSALS.get(type(error))
+        log_refused(status, f"handshake: {error}", self.client[0] if self.client else "?")
+        self.handshake_complete = self.close_sent = True
+        self.transport.write(b"".join(self.conn.data_to_send()))
+        self.transport.close()
 
     def handle_connect(self, event) -> None:
         super().handle_connect(event)
