@@ -17,20 +17,23 @@ from django.conf import settings
 from redis.exceptions import RedisError
 
 from chat.services import SendRequest, SendResult, messages_send_batch
-from realtime import ratelimit
+from realtime import faults, ratelimit
 from realtime.db import run_db
 from realtime.incidents import new_incident_id
 
 logger = logging.getLogger(__name__)
 
 
-def server_error(what: str) -> SendResult:
+def server_error(what: str, error: Exception) -> SendResult:
     """Not stored (e.g. the database is restarting): the client sends it again,
     with the same client_msg_id, after retry_after seconds.
 
-    Logs the current exception's traceback under an incident id the sender is told."""
+    An outage goes to the fault log (realtime.faults); anything else logs its
+    traceback under an incident id the sender is told."""
+    if faults.report(what, error):
+        return SendResult(error="server_error", retry_after=1.0)
     incident = new_incident_id()
-    logger.exception("%s (incident %s)", what, incident)
+    logger.error("%s failed (incident %s)", what, incident, exc_info=error)
     return SendResult(error="server_error", retry_after=1.0, incident_id=incident)
 
 
@@ -65,8 +68,8 @@ class MessageWriter:
                 )
                 try:
                     results = await self._write(batch)
-                except Exception:  # noqa: BLE001 (logged by server_error); every sender gets an answer
-                    results = [server_error("chat batch failed")] * len(batch)
+                except Exception as error:  # noqa: BLE001 (server_error logs it); every sender gets an answer
+                    results = [server_error("chat batch", error)] * len(batch)
                 for (_, future), result in zip(batch, results, strict=True):
                     if not future.done():
                         future.set_result(result)
@@ -81,10 +84,13 @@ class MessageWriter:
                 limit=settings.QW_RATE_CHAT_PER_MIN,
                 window_seconds=60,
             )
-        except (RedisError, OSError):
+        except (RedisError, OSError) as error:
             # Redis unreachable: storing still works and clients resume later,
             # so the limit fails open rather than refusing every message.
-            logger.warning("rate limit unavailable; batch of %d not limited", len(batch))
+            if not faults.report("chat rate limit", error):
+                logger.warning(
+                    "rate limit unavailable (%r); batch of %d not limited", error, len(batch)
+                )
             waits = [None] * len(batch)
         allowed = [request for (request, _), wait in zip(batch, waits, strict=True) if wait is None]
         stored = iter(await self._store(allowed) if allowed else [])
@@ -96,16 +102,17 @@ class MessageWriter:
     async def _store(self, requests: list[SendRequest]) -> list[SendResult]:
         try:
             return await run_db(messages_send_batch)(requests)
-        except Exception:  # noqa: BLE001 (retried one by one, each failure logged)
-            if len(requests) == 1:
-                return [server_error("chat send failed")]
+        except Exception as error:  # noqa: BLE001 (retried one by one, each failure logged)
+            if len(requests) == 1 or faults.dependency_of(error) is not None:
+                # One by one would fail the same way during an outage.
+                return [server_error("chat send", error)] * len(requests)
         # One bad request must not fail the others: retry them one by one.
         results = []
         for request in requests:
             try:
                 results.append((await run_db(messages_send_batch)([request]))[0])
-            except Exception:  # noqa: BLE001 (server_error logs the traceback)
-                results.append(server_error("chat send failed"))
+            except Exception as error:  # noqa: BLE001 (server_error logs it)
+                results.append(server_error("chat send", error))
         return results
 
 

@@ -29,6 +29,7 @@ from django.conf import settings
 
 from chat.selectors import contact_ids
 from presence.store import current_store
+from realtime import faults
 from realtime.db import run_db
 from realtime.outbox import send_ephemeral_rollback_unsafe, user_group
 
@@ -70,9 +71,10 @@ async def _announce(*, user_id: int, online: bool, contacts: Iterable[int]) -> N
 async def _best_effort(work: Coroutine[Any, Any, None]) -> None:
     try:
         await work
-    except Exception:
+    except Exception as error:
         # A Redis or database hiccup must not close the socket or stop its heartbeat.
-        logger.exception("presence update failed")
+        if not faults.report("presence", error):
+            logger.exception("presence update failed")
 
 
 # --- the consumer's hooks ----------------------------------------------------------

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import threading
 
-from django.conf import settings
-from django.db import connection
 from django.http import HttpResponse, JsonResponse
 from drf_spectacular.views import SpectacularAPIView
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from rest_framework.response import Response
+
+from realtime.faults import database_reachable, redis_reachable
 
 
 class SchemaView(SpectacularAPIView):
@@ -45,35 +45,8 @@ def healthz(request):
     return JsonResponse({"status": "ok"})
 
 
-def _database_ok() -> bool:
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-        return True
-    except Exception:  # noqa: BLE001 - any failure means not ready
-        return False
-
-
-def _redis_ok() -> bool:
-    """The counters' Redis and every channel-layer shard answer PING."""
-    if not settings.REDIS_URL:
-        return True
-    from realtime.redis_client import layer_clients, new_sync_client
-
-    options = {"socket_timeout": 2, "socket_connect_timeout": 2}
-    clients = []
-    try:
-        clients = [new_sync_client(**options), *layer_clients(**options)]
-        return all(client.ping() for client in clients)
-    except Exception:  # noqa: BLE001 - any failure means not ready
-        return False
-    finally:
-        for client in clients:
-            client.close()
-
-
 def readyz(request):
-    checks = {"database": _database_ok(), "redis": _redis_ok()}
+    checks = {"database": database_reachable(), "redis": redis_reachable()}
     failed = [name for name, ok in checks.items() if not ok]
     body = {
         "status": "ok" if not failed else "unavailable",

@@ -259,6 +259,7 @@ LOGGING = {
     "filters": {
         "redact_tokens": {"()": "quantumworks.logredact.RedactTokensFilter"},
         "one_line_security": {"()": "quantumworks.logredact.OneLineSecurityLog"},
+        "library_faults": {"()": "realtime.faults.LibraryFaults"},
     },
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {
@@ -272,5 +273,7 @@ LOGGING = {
     "loggers": {
         "django.channels.server": {"level": "WARNING"},
         "daphne": {"level": "WARNING"},
+        # Its receive loop logs a traceback per shard per second while Redis is down.
+        "channels_redis.pubsub": {"filters": ["library_faults"]},
     },
 }

@@ -19,7 +19,7 @@ from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from realtime import heartbeats, metrics, registry
+from realtime import faults, heartbeats, metrics, registry
 from realtime.auth.socket import USER_INACTIVE, SocketAuth, socket_session
 from realtime.db import run_db
 from realtime.domain_errors import DomainError
@@ -67,6 +67,8 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             # A layer message that fails must not end the consumer: its
             # disconnect cleanup would never run. The heartbeat's catch-up
             # resends what a failed delivery missed.
+            if faults.report("layer message", error):
+                return
             logger.error(
                 "layer message %s for user %s failed (incident %s)",
                 message["type"],
@@ -141,9 +143,15 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         # Join before reading last_seq: an event committed after the read is
         # then certain to arrive live.
         groups = [user_group(auth.user_id), BROADCAST_GROUP]
-        for group in groups:
-            await self.channel_layer.group_add(group, self.channel_name)
-        session = await run_db(socket_session)(auth.user_id)
+        try:
+            for group in groups:
+                await self.channel_layer.group_add(group, self.channel_name)
+            session = await run_db(socket_session)(auth.user_id)
+        except Exception as error:
+            if not faults.report("connect", error):
+                raise
+            await self.close_unavailable(groups)
+            return
         if session is None:
             for group in groups:
                 await self.channel_layer.group_discard(group, self.channel_name)
@@ -190,9 +198,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         heartbeats.wheel().discard(self)
         metrics.OPEN_CONNECTIONS.dec()
         LIVE_CONSUMERS.discard(self)
-        groups = [user_group(self.user_id), BROADCAST_GROUP, *self.subscriptions]
-        for group in groups:
-            await self.channel_layer.group_discard(group, self.channel_name)
+        await self.leave_groups([user_group(self.user_id), BROADCAST_GROUP, *self.subscriptions])
         await registry.run_hooks(registry.socket_closed, self)
         logger.info(
             "ws disconnect user=%s code=%s seconds=%.1f",
@@ -200,6 +206,23 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             self.close_code_sent or code,
             time.monotonic() - self.connected_at,
         )
+
+    async def leave_groups(self, groups: list[str]) -> None:
+        # Each on its own: the layer forgets a membership before its Redis call,
+        # so one failing during an outage must not keep the others.
+        for group in groups:
+            try:
+                await self.channel_layer.group_discard(group, self.channel_name)
+            except Exception as error:
+                if not faults.report("leave groups", error):
+                    raise
+
+    async def close_unavailable(self, groups: list[str]) -> None:
+        """Redis or PostgreSQL is unreachable (realtime.faults has logged it): the
+        client retries with backoff and resumes from its last_seq."""
+        await self.leave_groups(groups)
+        logger.info("ws refused code=%s", faults.UNAVAILABLE_CLOSE_CODE)
+        await self.close_with(faults.UNAVAILABLE_CLOSE_CODE, faults.UNAVAILABLE_CLOSE_REASON)
 
     async def close_with(self, code: int, reason: str) -> None:
         if self.closing:
@@ -248,8 +271,13 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         """A handler failed: a traceback in the log, and an incident id the client can quote.
 
         Unless the user is gone: a frame racing its user's deletion is a 4003
-        (SPEC §5), not a fault of ours.
+        (SPEC §5), not a fault of ours. An outage is the fault log's (no traceback).
         """
+        if faults.report(what, error):
+            await self.send_frame(
+                FrameError("server_error", "the server could not process this frame").as_frame()
+            )
+            return
         if not await run_db(user_is_active)(self.user_id):
             logger.info("ws %s: user %s no longer active (close 4003)", what, self.user_id)
             await self.close_with(4003, "user_inactive")
@@ -396,7 +424,13 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
     def in_background(self, work) -> None:
         task = asyncio.ensure_future(work)
         self.background.add(task)
-        task.add_done_callback(self.background.discard)
+        task.add_done_callback(self.background_done)
+
+    def background_done(self, task: asyncio.Task) -> None:
+        self.background.discard(task)
+        error = None if task.cancelled() else task.exception()
+        if error is not None and not faults.report("background", error):
+            logger.error("background work for user %s failed", self.user_id, exc_info=error)
 
     def after_heartbeat(self, current_seq: int) -> None:
         """The process-wide heartbeat (realtime.heartbeats) read this user's inbox seq."""

@@ -25,7 +25,7 @@ from typing import Protocol
 from django.conf import settings
 from django.utils import timezone
 
-from realtime import metrics, registry
+from realtime import faults, metrics, registry
 from realtime.db import run_db
 from realtime.frames import dumps, iso
 from realtime.selectors import inbox_last_seqs
@@ -83,9 +83,10 @@ class HeartbeatWheel:
             if batch:
                 try:
                     await beat(batch)
-                except Exception:
+                except Exception as error:
                     # A Redis or database hiccup must not stop the heartbeats.
-                    logger.exception("heartbeat of %d sockets failed", len(batch))
+                    if not faults.report("heartbeat", error):
+                        logger.exception("heartbeat of %d sockets failed", len(batch))
         self.due.clear()
 
     def _reschedule(self, interval: float, now: float) -> None:

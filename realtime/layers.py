@@ -4,7 +4,9 @@ channels-redis's `RedisPubSubLoopLayer.receive` unsubscribes a consumer's
 channel while the consumer is being cancelled; the unsubscribe waits for the
 shard lock, is cancelled in turn, logs an ERROR traceback and leaves the
 channel subscribed on the process's pub/sub connection. Here the unsubscribe
-runs as a task of its own, so it completes.
+runs as a task of its own, so it completes (or, with Redis down, tells the
+fault log); with Redis down a consumer's own channel is still created, so the
+consumer lives to close the socket with 4011 (realtime.faults).
 
 It also publishes a batch of group messages in one pipelined round trip.
 """
@@ -12,15 +14,42 @@ It also publishes a batch of group messages in one pipelined round trip.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import defaultdict
 
 from channels_redis.pubsub import RedisPubSubChannelLayer, RedisPubSubLoopLayer
 from channels_redis.utils import _wrap_close
 
+from realtime import faults
+
+logger = logging.getLogger(__name__)
+
 _cleanups: set[asyncio.Task] = set()
 
 
+def _cleanup_done(task: asyncio.Task) -> None:
+    """Retrieve the unsubscribe's outcome: unretrieved, a failure is asyncio's
+    "Task exception was never retrieved" traceback (Redis down, issue 20)."""
+    _cleanups.discard(task)
+    error = None if task.cancelled() else task.exception()
+    if error is not None and not faults.report("layer unsubscribe", error):
+        logger.error("unsubscribe failed", exc_info=error)
+
+
 class _LoopLayer(RedisPubSubLoopLayer):
+    async def _subscribe_to_channel(self, channel):
+        # channels' consumer subscribes its own channel before the connect
+        # handler runs: raising here answers the handshake with a 500 and a
+        # traceback. The channel still works in process (group messages reach
+        # it through this layer's group map, and nothing sends to a consumer's
+        # channel directly); the connect handler meets the outage again in
+        # group_add and closes with 4011.
+        try:
+            await super()._subscribe_to_channel(channel)
+        except Exception as error:
+            if not faults.report("subscribe", error):
+                raise
+
     async def receive(self, channel):
         if channel not in self.channels:
             await self._subscribe_to_channel(channel)
@@ -31,7 +60,7 @@ class _LoopLayer(RedisPubSubLoopLayer):
             if self.channels.pop(channel, None) is not None:
                 task = asyncio.ensure_future(self._get_shard(channel).unsubscribe(channel))
                 _cleanups.add(task)
-                task.add_done_callback(_cleanups.discard)
+                task.add_done_callback(_cleanup_done)
             raise
         return self.channel_layer.deserialize(message)
 

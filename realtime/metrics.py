@@ -12,3 +12,9 @@ DELIVERY_LATENCY = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
 RATE_LIMITED = Counter("qw_rate_limited_total", "Frames refused by a rate limit", ["kind"])
+FAULTS = Counter(
+    "qw_faults_total",
+    "Failures from an unreachable Redis or PostgreSQL, by operation (realtime.faults logs "
+    "the outage, not each failure)",
+    ["kind", "operation"],
+)

@@ -10,7 +10,7 @@ from typing import Any
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
-from realtime import metrics
+from realtime import faults, metrics
 
 logger = logging.getLogger(__name__)
 
@@ -64,8 +64,9 @@ class Publisher:
         elif hasattr(layer, "group_send_many"):
             try:
                 await layer.group_send_many(messages)
-            except Exception:  # the database keeps the events; clients catch up
-                logger.exception("publishing %d group messages failed", len(messages))
+            except Exception as error:  # the database keeps the events; clients catch up
+                if not faults.report("publish", error):
+                    logger.exception("publishing %d group messages failed", len(messages))
         else:
             # One message per group here, so their relative order does not
             # matter; bounded so a 10,000-user announcement does not open
@@ -83,15 +84,16 @@ class Publisher:
     async def _send_one(layer: Any, group: str, message: dict[str, Any]) -> None:
         try:
             await layer.group_send(group, message)
-        except Exception:  # the database keeps the event; clients resume
-            logger.exception("group_send to %s failed", group)
+        except Exception as error:  # the database keeps the event; clients resume
+            if not faults.report("publish", error):
+                logger.exception("group_send to %s failed", group)
 
 
 def _log_failure(future: Any) -> None:
     if future.cancelled():
         return
     error = future.exception()
-    if error is not None:
+    if error is not None and not faults.report("publish", error):
         logger.error("publishing failed: %r", error)
 
 

@@ -26,6 +26,26 @@ async def next_of_type(ws, frame_type: str, timeout: float = 5) -> dict:
                 return frame
 
 
+async def send_chat(ws, receiver_id: int, n: int) -> dict:
+    """Send chat message `n` (client_msg_id `c{n}`); its `message_sent` or `error` frame."""
+    await ws.send(
+        json.dumps(
+            {
+                "type": "chat_message",
+                "receiver_id": receiver_id,
+                "content": f"m{n}",
+                "client_msg_id": f"c{n}",
+            }
+        )
+    )
+    while True:
+        frame = json.loads(await asyncio.wait_for(ws.recv(), 15))
+        if frame["type"] == "message_sent" and frame["client_msg_id"] == f"c{n}":
+            return frame
+        if frame["type"] == "error" and frame.get("ref") == f"c{n}":
+            return frame
+
+
 class ResumingReader:
     """What the shipped client does: dedupe by seq, reconnect with last_seq when cut."""
 

@@ -10,7 +10,6 @@
 """
 
 import asyncio
-import json
 
 import pytest
 import redis
@@ -24,7 +23,7 @@ from realtime.models import Event
 from realtime.outbox import user_group
 from testkit.infra import RedisSentinel, RedisServer, wait_for
 from testkit.servers import ServerProcess
-from testkit.ws import ResumingReader, next_of_type
+from testkit.ws import ResumingReader, next_of_type, send_chat
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -58,25 +57,6 @@ def subscribed_channels(server: RedisServer) -> set[str]:
         return set(client.pubsub_channels())
     finally:
         client.close()
-
-
-async def send_chat(ws, receiver_id: int, n: int) -> dict:
-    await ws.send(
-        json.dumps(
-            {
-                "type": "chat_message",
-                "receiver_id": receiver_id,
-                "content": f"m{n}",
-                "client_msg_id": f"c{n}",
-            }
-        )
-    )
-    while True:
-        frame = json.loads(await asyncio.wait_for(ws.recv(), 15))
-        if frame["type"] == "message_sent" and frame["client_msg_id"] == f"c{n}":
-            return frame
-        if frame["type"] == "error" and frame.get("ref") == f"c{n}":
-            return frame
 
 
 async def stored_seqs(user) -> list[int]:

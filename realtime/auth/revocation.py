@@ -9,8 +9,8 @@ Redis GET, no database query. A key lives as long as an access token
 does: past that every token it could refuse has expired anyway.
 
 Like the rate limits, a Redis outage fails open: the check lets the token
-through and logs one line (signature, expiry, user and blacklist checks
-still apply); the database stays the only hard dependency.
+through and tells the fault log (realtime.faults) (signature, expiry, user and
+blacklist checks still apply); the database stays the only hard dependency.
 
 Without REDIS_URL (the single-process demo) the watermarks live in process
 memory. Tokens carry a sub-second `iat` (realtime.auth.tokens), so a
@@ -27,6 +27,7 @@ from django.conf import settings
 from redis.exceptions import RedisError
 from rest_framework_simplejwt.settings import api_settings
 
+from realtime import faults
 from realtime.redis_client import async_redis, sync_redis, tokens_not_before_key
 
 logger = logging.getLogger("realtime.auth.revocation")
@@ -78,7 +79,8 @@ def access_token_revoked(*, user_id: object, issued_at: object) -> bool:
         try:
             return _revoked(sync_redis().get(tokens_not_before_key(user_id)), issued_at)
         except RedisError as error:
-            logger.warning("token revocation not checked: Redis: %s", error)
+            if not faults.report("token revocation check", error):
+                logger.warning("token revocation not checked: Redis: %s", error)
             return False
     return _revoked(_memory_watermark(user_id), issued_at)
 
@@ -88,6 +90,7 @@ async def access_token_revoked_async(*, user_id: object, issued_at: object) -> b
         try:
             return _revoked(await async_redis().get(tokens_not_before_key(user_id)), issued_at)
         except RedisError as error:
-            logger.warning("token revocation not checked: Redis: %s", error)
+            if not faults.report("token revocation check", error):
+                logger.warning("token revocation not checked: Redis: %s", error)
             return False
     return _revoked(_memory_watermark(user_id), issued_at)
