@@ -6,7 +6,8 @@
 - a restart while sockets are open and messages flow: the processes stay up,
   a send during the outage is answered `server_error` with `retry_after`
   (the client resends the same client_msg_id), /readyz names the database,
-  and after the restart everything works with no manual step.
+  the log says when the outage started and ended with no traceback, and
+  after the restart everything works with no manual step.
 
 The shared PostgreSQL of the machine is never restarted: the users, messages
 and events of these tests live in the private cluster.
@@ -261,6 +262,12 @@ async def test_postgres_restart_with_open_sockets(cluster):
             assert resumed["count"] == 3  # alice's own three messages, replayed
         await alice_ws.close()
         await bob_ws.close()
+        # The outage is in each process's log as an outage (realtime.faults):
+        # where it started, and that it ended; no traceback.
+        for server in servers:
+            output = server.wait_for_output("postgresql reachable again", timeout=15)
+            assert "Traceback" not in output, output[-4000:]
+        assert "postgresql unreachable (chat send:" in servers[0].output()
     finally:
         for server in servers:
             server.stop()

@@ -86,10 +86,11 @@ async def connect_until(url: str, tokens: list[str], stop: asyncio.Event) -> lis
     return codes
 
 
+@pytest.mark.parametrize("server", ["uvicorn", "daphne"])
 async def test_a_redis_outage_under_chat_is_a_few_lines_per_process(
-    amake_user, private_redis, started
+    amake_user, private_redis, started, server
 ):
-    env = {"REDIS_URL": private_redis.url, "QW_RATE_CHAT_PER_MIN": "100000"}
+    env = {"REDIS_URL": private_redis.url, "QW_RATE_CHAT_PER_MIN": "100000", "QW_SERVER": server}
     one, two = started(**env), started(**env)
     alice, bob = await amake_user("alice"), await amake_user("bob")
     tokens = [token_for(await amake_user()) for _ in range(25)]
