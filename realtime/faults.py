@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
@@ -90,9 +91,18 @@ def _database_outage(error: BaseException) -> bool:
 class Dependency:
     """One dependency's outage state in this process (thread-safe: DB threads report too)."""
 
-    def __init__(self, kind: str, *, reachable) -> None:
+    def __init__(
+        self,
+        kind: str,
+        *,
+        reachable: Callable[[], bool],
+        remind_seconds: float = REMIND_SECONDS,
+        probe_seconds: float = PROBE_SECONDS,
+    ) -> None:
         self.kind = kind
         self.reachable = reachable
+        self.remind_seconds = remind_seconds
+        self.probe_seconds = probe_seconds
         self._lock = threading.Lock()
         self.down_since: float | None = None
         self.failures = 0  # in this outage
@@ -111,7 +121,7 @@ class Dependency:
                 self.down_since = now
                 self.failures, self.unlogged, self.last_line = 1, 0, now
                 start_probe = True
-            elif now - self.last_line >= REMIND_SECONDS:
+            elif now - self.last_line >= self.remind_seconds:
                 count, self.unlogged, self.last_line = self.unlogged + 1, 0, now
                 seconds = now - self.down_since
                 start_probe = False
@@ -132,7 +142,7 @@ class Dependency:
 
     def _probe(self) -> None:
         while True:
-            time.sleep(PROBE_SECONDS)
+            time.sleep(self.probe_seconds)
             if self.reachable():
                 break
         with self._lock:

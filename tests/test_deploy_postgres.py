@@ -98,9 +98,10 @@ def inbox_seqs(pg: PostgresCluster, user: PrivateUser) -> list[int]:
     return [row[0] for row in rows]
 
 
-def get(url: str) -> tuple[int, dict]:
+def get(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict]:
     try:
-        with urllib.request.urlopen(url, timeout=10) as response:
+        request = urllib.request.Request(url, headers=headers or {})
+        with urllib.request.urlopen(request, timeout=10) as response:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read())
@@ -233,6 +234,11 @@ async def test_postgres_restart_with_open_sockets(cluster):
         )
         status, body = await asyncio.to_thread(get, f"{servers[0].http_url}/readyz")
         assert (status, body["failed"]) == (503, ["database"])
+        # REST too: a 503 to retry, not a 500 with a traceback per request.
+        status, body = await asyncio.to_thread(
+            get, f"{servers[0].http_url}/api/me/", {"Authorization": f"Bearer {alice.token}"}
+        )
+        assert (status, body) == (503, {"detail": "Service temporarily unavailable."})
         await alice_ws.ws.send(json.dumps({"type": "ping"}))
         await alice_ws.next("pong")  # the socket and the process are still up
         assert all(server.process.poll() is None for server in servers)

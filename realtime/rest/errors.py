@@ -3,7 +3,9 @@
 A client mistake (bad body, over-size body, unknown id) is a 4xx with a DRF
 body and never a traceback in the log. An unexpected exception is a 500
 whose JSON body carries an incident id; the one logged traceback carries
-the same id, so a user's report leads to the traceback.
+the same id, so a user's report leads to the traceback. PostgreSQL or Redis
+unreachable is a 503 with `Retry-After`, counted by the fault log
+(realtime.faults) instead of a traceback per request.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from django.views.defaults import page_not_found
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from realtime import faults
 from realtime.incidents import log_incident, new_incident_id
 
 logger = logging.getLogger("quantumworks.http")
@@ -52,6 +55,13 @@ class IncidentMiddleware:
     def process_exception(self, request, exception):
         if isinstance(exception, Http404 | PermissionDenied | SuspiciousOperation | BadRequest):
             return None  # Django's own 4xx answers
+        if faults.report("http", exception):
+            # PostgreSQL or Redis unreachable: the fault log has it, no traceback per request.
+            return JsonResponse(
+                {"detail": "Service temporarily unavailable."},
+                status=503,
+                headers={"Retry-After": "1"},
+            )
         incident_id = new_incident_id()
         log_incident(logger, incident_id, f"{request.method} {request.path} failed")
         return JsonResponse(
