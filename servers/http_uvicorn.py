@@ -75,8 +75,6 @@ class QWHttpToolsProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         # uvicorn's, with the head limits; its 400 for anything else stays.
         self._unset_keepalive_if_required()
-        if self.head_timer is not None:
-            self.head_bytes += len(data)
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -93,7 +91,8 @@ class QWHttpToolsProtocol(HttpToolsProtocol):
             self.logger.warning(msg)
             self.send_400_response(msg)
             return
-        if self.head_timer is not None:
+        if self.head_timer is not None:  # a head still arriving (or just begun)
+            self.head_bytes += len(data)
             try:
                 self.check_partial_head()
             except HeadRefused as refused:

@@ -27,6 +27,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from rest_framework_simplejwt.tokens import AccessToken
 from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
 from testkit import eventually_async
 from testkit.infra import REPO, PgBouncer, PostgresCluster, wait_for
@@ -239,6 +240,11 @@ async def test_postgres_restart_with_open_sockets(cluster):
             get, f"{servers[0].http_url}/api/me/", {"Authorization": f"Bearer {alice.token}"}
         )
         assert (status, body) == (503, {"detail": "Service temporarily unavailable."})
+        # A new socket is closed on purpose with 4011 (the client backs off and resumes).
+        with pytest.raises(ConnectionClosed) as refused:
+            async with asyncio.timeout(15), connect(f"{servers[1].ws_url}?token={bob.token}") as ws:
+                await ws.recv()
+        assert refused.value.rcvd.code == 4011
         await alice_ws.ws.send(json.dumps({"type": "ping"}))
         await alice_ws.next("pong")  # the socket and the process are still up
         assert all(server.process.poll() is None for server in servers)

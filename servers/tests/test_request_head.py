@@ -7,6 +7,7 @@ refusal is one log line, never a traceback.
 """
 
 import asyncio
+import re
 
 import pytest
 from django.conf import settings
@@ -103,4 +104,23 @@ async def test_a_head_sent_in_pieces_within_the_timeout_still_connects(server, a
     finally:
         writer.close()
     assert status_line.startswith(b"HTTP/1.1 101 ")
+    assert refusals(server, "") == []
+
+
+async def test_kept_alive_and_pipelined_requests_are_still_served(server):
+    request = f"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n\r\n".encode()
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    statuses = []
+    try:
+        async with asyncio.timeout(10):
+            for data in (request, request, request + request):
+                writer.write(data)
+                for _ in range(data.count(b"GET ")):
+                    head = await reader.readuntil(b"\r\n\r\n")
+                    statuses.append(status_of(head))
+                    length = re.search(rb"(?i)content-length: (\d+)", head)[1]
+                    await reader.readexactly(int(length))
+    finally:
+        writer.close()
+    assert statuses == [200, 200, 200, 200]
     assert refusals(server, "") == []
