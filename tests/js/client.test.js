@@ -176,3 +176,24 @@ test("a refresh that meets a 503 is retried; only a 401 signs out", async (t) =>
   await until(() => authErrors.length === 1, "sign-out on 401");
   assert.deepEqual(authErrors, ["token_expired"]);
 });
+
+test("4011 (Redis or PostgreSQL down at connect) backs off, keeps signed in and resumes", async (t) => {
+  const { rt, sockets } = client();
+  t.after(() => rt.close());
+  const authErrors = [];
+  rt.on("auth_error", (e) => authErrors.push(e.reason));
+  await until(() => sockets.length === 1, "socket");
+  sockets[0].authenticate(3);
+  sockets[0].frame({ type: "notification", seq: 4, notification_id: 1, title: "t" });
+  sockets[0].drop(1006);
+  for (let n = 1; n <= 3; n += 1) {
+    await until(() => sockets.length === n + 1, `attempt ${n + 1}`);
+    assert.match(sockets[n].url, /last_seq=4$/);
+    sockets[n].drop(4011); // accepted, then closed before `authenticated`
+  }
+  assert.equal(rt.backoff.attempt, 4);
+  await until(() => sockets.length === 5, "attempt after the outage");
+  sockets[4].authenticate(4);
+  assert.equal(rt.state, "open");
+  assert.deepEqual(authErrors, []);
+});
