@@ -11,6 +11,7 @@ from drf_spectacular.utils import (
     extend_schema,
     inline_serializer,
 )
+from redis.exceptions import RedisError
 from rest_framework import serializers, status
 from rest_framework.exceptions import APIException, NotFound, PermissionDenied
 from rest_framework.generics import GenericAPIView
@@ -36,7 +37,7 @@ from chat.services import (
     room_create,
     room_remove_member,
 )
-from realtime import ratelimit
+from realtime import faults, ratelimit
 from realtime.rest.openapi import error_responses
 from realtime.rest.pagination import NewestFirstPagination
 
@@ -113,11 +114,17 @@ class MessageListCreate(GenericAPIView):
         """Send a message: the socket's rules, live delivery and idempotency."""
         send = MessageSendSerializer(data=request.data)
         send.is_valid(raise_exception=True)
-        retry_after = ratelimit.hit_sync(
-            f"chat:{request.user.id}",
-            limit=settings.QW_RATE_CHAT_PER_MIN,
-            window_seconds=60,
-        )
+        try:
+            retry_after = ratelimit.hit_sync(
+                f"chat:{request.user.id}",
+                limit=settings.QW_RATE_CHAT_PER_MIN,
+                window_seconds=60,
+            )
+        except RedisError as error:
+            # As on the socket (chat/writer.py): without Redis the limit fails open.
+            if not faults.report("chat rate limit", error):
+                raise
+            retry_after = None
         if retry_after is not None:
             return Response(
                 {"detail": "Too many messages.", "retry_after": retry_after},

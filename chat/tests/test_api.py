@@ -8,11 +8,14 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
+from prometheus_client import REGISTRY
 
 from chat.models import ChatMessage
 from chat.services import message_mark_read, message_send, messages_hide, room_create
 from conftest import authed_client, token_for
+from realtime import redis_client
 from realtime.models import Event
+from testkit.infra import free_port
 
 CONVERSATIONS = "/api/chat/conversations/"
 MESSAGES = "/api/chat/messages/"
@@ -446,6 +449,28 @@ def test_rest_send_over_the_rate_limit_is_429_with_retry_after_and_stores_nothin
     assert 0 < body["retry_after"] <= 60
     assert 1 <= int(response["Retry-After"]) <= 60
     assert ChatMessage.objects.filter(sender=alice).count() == 2
+
+
+@pytest.mark.django_db
+def test_rest_send_with_the_rate_limits_redis_down_is_stored_and_counted(
+    trio, settings, monkeypatch
+):
+    # Nothing listens there; the channel layer's Redis stays up.
+    settings.REDIS_URL = f"redis://127.0.0.1:{free_port()}/0"
+    monkeypatch.setattr(redis_client, "_sync_client", None)
+    monkeypatch.setattr(redis_client, "_sync_scripts", {})
+    labels = {"kind": "redis", "operation": "chat rate limit"}
+    counted = REGISTRY.get_sample_value("qw_faults_total", labels) or 0
+    alice, bob, _ = trio
+
+    response = authed_client(alice).post(
+        MESSAGES, {"receiver_id": bob.id, "content": "sent anyway"}, format="json"
+    )
+
+    # As on the socket: the limit fails open, the message is stored and sent.
+    assert response.status_code == 201
+    assert ChatMessage.objects.get(sender=alice).content == "sent anyway"
+    assert REGISTRY.get_sample_value("qw_faults_total", labels) == counted + 1
 
 
 def test_rest_send_needs_a_token(api_client):
