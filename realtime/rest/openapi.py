@@ -9,7 +9,8 @@ so that a client generated from `/api/schema/` is right and Schemathesis
   parameters (a field error, or `detail` for a body that is not JSON), and
   415 for a body it cannot parse; 404 when it has a path parameter (an
   object that is not there or not yours, or an id that is not a number) or
-  a cursor (an invalid cursor). Any other error a view answers is named in
+  a cursor (an invalid cursor); 503 everywhere (PostgreSQL or Redis
+  unreachable, realtime.faults). Any other error a view answers is named in
   its `extend_schema` with the shared shapes::
 
       @extend_schema(request=S, responses={200: T, **error_responses(403, 409)})
@@ -78,13 +79,17 @@ _ERRORS: dict[int, tuple[type[serializers.Serializer], str]] = {
     413: (ErrorSerializer, "the body is over the size limit"),
     415: (ErrorSerializer, "the body is not in a media type the operation reads"),
     429: (ErrorSerializer, "rate limited: retry after the `Retry-After` header's seconds"),
+    503: (
+        ErrorSerializer,
+        "PostgreSQL or Redis unreachable for now: retry after the `Retry-After` header's seconds",
+    ),
 }
 
 
 def error_responses(*codes: int) -> dict[int, OpenApiResponse]:
     """The answers for `codes` in the shared error shapes, for `extend_schema(responses=…)`.
 
-    401, 400, 415 and 404 are added by `AutoSchema` where they apply; name
+    401, 400, 415, 404 and 503 are added by `AutoSchema` where they apply; name
     the others (403, 409, 413, 429), or one of those with a description of
     your own (a view's own entry wins).
     """
@@ -123,6 +128,9 @@ class AutoSchema(openapi.AutoSchema):
             p["name"] == "cursor" for p in parameters
         ):
             codes.append(404)
+        # Every operation reads the database (the signed-in user, at least):
+        # during an outage it answers 503 (realtime.rest.errors).
+        codes.append(503)
         return error_responses(*codes)
 
     # Which way the serializer being mapped goes: only requests are validated.
