@@ -274,6 +274,7 @@ class ServerSlot:
         log_dir: Path,
         launcher: tuple[str, ...] = (),
         server_args: tuple[str, ...] = (),
+        command: tuple[str, ...] | None = None,
     ) -> None:
         self.label = label
         self.port = port
@@ -281,6 +282,7 @@ class ServerSlot:
         self.log_dir = log_dir
         self.launcher = launcher  # e.g. ("taskset", "-c", "1"): pins the server to a core
         self.server_args = server_args  # extra `python -m servers` options
+        self.command = command  # another server than ours (bench/rawlimit.py), port included
         self.lives: list[ServerInstance] = []
 
     @property
@@ -297,7 +299,24 @@ class ServerSlot:
         log_path = self.log_dir / f"server-{name.replace('#', '-')}-{self.port}.log"
         with log_path.open("wb") as log:
             # A new session: a Ctrl-C of the bench does not hit the servers first.
-            process = spawn_server(self.port, env=self.env, log=log, new_session=True)
+            if self.command is None:
+                process = spawn_server(
+                    self.port,
+                    env=self.env,
+                    log=log,
+                    args=self.server_args,
+                    prefix=self.launcher,
+                    new_session=True,
+                )
+            else:
+                process = subprocess.Popen(
+                    [*self.launcher, *self.command],
+                    cwd=REPO,
+                    env=self.env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
         life = ServerInstance(
             name=name,
             port=self.port,

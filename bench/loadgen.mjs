@@ -12,7 +12,7 @@
 // reports its own CPU and its schedule lag (how late each scheduled send or
 // connect fired) so a reader can see it kept up.
 
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { performance } from "node:perf_hooks";
 import WebSocket from "ws";
 
@@ -32,8 +32,36 @@ function serverRssBytes() {
   return Number(match[1]) * 1024;
 }
 
+// PostgreSQL and Redis (config.service_comms, e.g. ["postgres", "redis-server"]):
+// the idle workload counts what the server makes them do. All processes of
+// those names, so only meaningful on a machine where nothing else uses them.
+function servicesCpuSeconds() {
+  const comms = new Set(config.service_comms || []);
+  if (!comms.size) return 0;
+  let total = 0;
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const text = readFileSync(`/proc/${name}/stat`, "utf8");
+      const comm = text.slice(text.indexOf("(") + 1, text.lastIndexOf(")"));
+      if (!comms.has(comm)) continue;
+      const fields = text.slice(text.lastIndexOf(")") + 2).split(" ");
+      total += (Number(fields[11]) + Number(fields[12])) / config.clk_tck;
+    } catch {
+      // the process ended between the listing and the read
+    }
+  }
+  return total;
+}
+
 function sample() {
-  return { at: now(), server_cpu: serverCpuSeconds(), rss: serverRssBytes(), self: process.cpuUsage() };
+  return {
+    at: now(),
+    server_cpu: serverCpuSeconds(),
+    services_cpu: servicesCpuSeconds(),
+    rss: serverRssBytes(),
+    self: process.cpuUsage(),
+  };
 }
 
 function usage(from, to) {
@@ -43,6 +71,7 @@ function usage(from, to) {
     wall_s: round(wall, 3),
     server_cpu_s: round(to.server_cpu - from.server_cpu, 3),
     server_cpu_pct: round((100 * (to.server_cpu - from.server_cpu)) / wall, 1),
+    services_cpu_s: round(to.services_cpu - from.services_cpu, 3),
     loadgen_cpu_s: round(self, 3),
     loadgen_cpu_pct: round((100 * self) / wall, 1),
   };
@@ -374,7 +403,36 @@ async function w3() {
   };
 }
 
-const workloads = { w1, w2, w3 };
+// --- idle: N sockets open and quiet for T s (SPEC heartbeats only) -------------------
+// CPU per idle socket per second of the server and of the PostgreSQL and Redis
+// processes it drives: the heartbeat's whole cost. T spans at least two heartbeats.
+async function idle() {
+  const { clients } = await openAll(config.users, config.rate, {});
+  const ok = clients.filter((c) => c.state === "open");
+  // The server finishes a connect after `authenticated` (presence): let it land.
+  await sleep(2000);
+  const before = sample();
+  log(`${ok.length}/${clients.length} authenticated; idle ${config.hold_seconds}s`);
+  await sleep(config.hold_seconds * 1000);
+  const after = sample();
+  const stillOpen = clients.filter((c) => c.state === "open").length;
+  await closeAll(clients);
+  const run = usage(before, after);
+  const perSocketSecond = (seconds) =>
+    stillOpen ? round((1e6 * seconds) / stillOpen / run.wall_s, 2) : null;
+  return {
+    sockets: clients.length,
+    ok: ok.length,
+    still_open: stillOpen,
+    hold_s: run.wall_s,
+    server_us_per_socket_s: perSocketSecond(run.server_cpu_s),
+    services_us_per_socket_s: perSocketSecond(run.services_cpu_s),
+    total_us_per_socket_s: perSocketSecond(run.server_cpu_s + run.services_cpu_s),
+    phase: run,
+  };
+}
+
+const workloads = { w1, w2, w3, idle };
 const started = process.cpuUsage();
 const result = await workloads[config.workload]();
 const self = process.cpuUsage(started);

@@ -19,6 +19,14 @@ JSON line per run, then a table.
   Delivered/s, lost, duplicates, end-to-end and ack latency, server CPU per message.
 - W3 fan-out: M sockets subscribed to one task, K status changes through
   `PATCH /api/tasks/{id}/status/`: time until all M have each update.
+- idle: N sockets open and quiet over a hold spanning two heartbeats; CPU per
+  idle socket per second of the server plus every `postgres` and
+  `redis-server` process (so only meaningful on an otherwise quiet machine).
+
+Each workload runs twice, ours then the raw limit (bench/rawlimit.py: a bare
+`websockets` server with PyJWT and an INSERT per message, pinned like ours),
+and prints the ratio; `--no-peer` skips the raw limit. The load average is
+printed before every run: figures taken above ~0.5 measure the other work.
 """
 
 from __future__ import annotations
@@ -57,7 +65,13 @@ LOADGEN_CORE = "0"
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", default="w1,w2,w3", help="workloads to run, e.g. w1,w3")
+    parser.add_argument("--only", default="w1,w2,w3,idle", help="workloads to run, e.g. w1,w3")
+    parser.add_argument(
+        "--no-peer",
+        dest="peer",
+        action="store_false",
+        help="skip the raw-limit peer (bench/rawlimit.py) and the ratios",
+    )
     parser.add_argument("--server", default=None, help="servers --server (default: its default)")
     parser.add_argument("--repeat", type=int, default=1, help="run each workload this many times")
     parser.add_argument("--w1-sockets", type=int, default=10_000)
@@ -70,7 +84,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--w2-seconds", type=float, default=20)
     parser.add_argument("--w3-subscribers", type=int, default=1000)
     parser.add_argument("--w3-changes", type=int, default=50)
-    parser.add_argument("--port", type=int, default=8150)
+    parser.add_argument("--idle-sockets", type=int, default=5000)
+    parser.add_argument("--idle-rate", type=float, default=500, help="connects per second")
+    parser.add_argument(
+        "--idle-hold", type=float, default=70, help="seconds measured (two 30 s heartbeats)"
+    )
+    parser.add_argument("--port", type=int, default=8150, help="ours; the raw limit port+1, +2")
     parser.add_argument("--db", default="qw_bench", help="the bench's own database (emptied!)")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
     parser.add_argument("--prefix", default="qwbench", help="Redis key prefix of the server")
@@ -79,8 +98,8 @@ def parse_args() -> argparse.Namespace:
     args = parser.parse_args()
     if "bench" not in args.db:
         parser.error("--db must name a bench database (its users are truncated)")
-    if not 8100 <= args.port <= 8199:
-        parser.error("--port must be within 8100–8199")
+    if not 8100 <= args.port <= 8197:
+        parser.error("--port must be within 8100–8197")
     return args
 
 
@@ -135,18 +154,31 @@ class Runner:
             launcher=("taskset", "-c", SERVER_CORE),
             server_args=server_args,
         )
+        raw_port = args.port + 1
+        self.raw_slot = ServerSlot(
+            label="R",
+            port=raw_port,
+            env=self.env,
+            log_dir=self.log_dir,
+            launcher=("taskset", "-c", SERVER_CORE),
+            command=(sys.executable, str(BENCH / "rawlimit.py"), "--port", str(raw_port)),
+        )
 
-    def run(self, workload: str, label: str, params: dict) -> dict:
+    def run(self, workload: str, label: str, params: dict, *, raw: bool = False) -> dict:
         flush_redis_prefix(self.args.redis_url, self.args.prefix)
-        life = self.slot.start()
+        slot = self.raw_slot if raw else self.slot
+        # The raw limit answers PATCH on port + 1 (websockets itself answers only GET).
+        http_port = slot.port + 1 if raw else slot.port
+        print(f"{label}: load average {loadavg()}", file=sys.stderr, flush=True)
+        life = slot.start()
         profiler = None
         try:
-            self.slot.wait_ready()
+            slot.wait_ready()
             time.sleep(1)  # start-up work (imports, first DB/Redis connections) settles
             config = {
                 "workload": workload,
-                "url": f"ws://127.0.0.1:{self.args.port}/ws/",
-                "http": f"http://127.0.0.1:{self.args.port}",
+                "url": f"ws://127.0.0.1:{slot.port}/ws/",
+                "http": f"http://127.0.0.1:{http_port}",
                 "server_pid": life.pid,
                 "clk_tck": CLOCK_TICKS,
                 **params,
@@ -154,7 +186,7 @@ class Runner:
             safe = label.replace("/", "per").replace("#", "-")
             config_path = self.log_dir / f"{safe}.json"
             config_path.write_text(json.dumps(config))
-            profiler = self.start_profiler(life.pid, safe)
+            profiler = None if raw else self.start_profiler(life.pid, safe)
             started = time.time()
             load_before = loadavg()
             out = subprocess.run(
@@ -172,7 +204,7 @@ class Runner:
             )
         finally:
             self.stop_profiler(profiler)
-            self.slot.stop()
+            slot.stop()
         sys.stderr.write(out.stderr)
         if out.returncode != 0:
             lines = out.stderr.strip().splitlines() or ["?"]
@@ -184,7 +216,7 @@ class Runner:
         result = {
             "run": label,
             "workload": workload,
-            "server": self.args.server or "default",
+            "server": "rawlimit" if raw else self.args.server or "default",
             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
             "loadavg_before": load_before,
             "loadavg_after": loadavg(),
@@ -297,11 +329,61 @@ def print_table(results: list[dict]) -> None:
                     f"{fmt(r['phase']['loadgen_cpu_pct'], '%')} / n/a",
                 )
             )
+        elif r["workload"] == "idle":
+            rows.append(
+                (
+                    r["run"],
+                    f"{r['still_open']:,}/{r['sockets']:,} open over {fmt(r['hold_s'], ' s')}",
+                    "",
+                    f"{fmt(r['total_us_per_socket_s'], ' µs', 2)} per socket per s "
+                    f"(server {fmt(r['server_us_per_socket_s'], '', 2)}, "
+                    f"PostgreSQL+Redis {fmt(r['services_us_per_socket_s'], '', 2)})",
+                    f"{fmt(r['phase']['loadgen_cpu_pct'], '%')} / n/a",
+                )
+            )
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     for index, row in enumerate(rows):
         print(" | ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
         if index == 0:
             print("-+-".join("-" * width for width in widths))
+
+
+def _dig(result: dict, path: str):
+    value = result
+    for key in path.split("."):
+        if not isinstance(value, dict) or value.get(key) is None:
+            return None
+        value = value[key]
+    return value
+
+
+# What each workload is judged on (issue 18's targets): (name, figure, target ratio).
+RATIOS = {
+    "w1": [
+        ("CPU per connect", "server_cpu_ms_per_connect", 2.5),
+        ("RSS per socket", "server_rss_kib_per_socket", 1.6),
+        ("connect p99", "connect_ms.p99", None),
+    ],
+    "w2": [("CPU per message", "server_cpu_us_per_msg", 2.0), ("e2e p99", "e2e_ms.p99", None)],
+    "w3": [("all-received p99", "all_received_ms.p99", 2.0)],
+    "idle": [("CPU per idle socket·s", "total_us_per_socket_s", None)],
+}
+
+
+def ratio_lines(ours: dict, raw: dict) -> list[str]:
+    lines = []
+    for name, path, target in RATIOS.get(ours["workload"], []):
+        mine, limit = _dig(ours, path), _dig(raw, path)
+        if mine is None or not limit:
+            lines.append(f"{ours['run']} {name}: ours {mine}, raw limit {limit}: no ratio")
+            continue
+        verdict = "" if target is None else (" ok" if mine / limit <= target else " MISSED")
+        goal = "" if target is None else f" (target ≤ {target:g}×{verdict})"
+        lines.append(
+            f"{ours['run']} {name}: ours {mine:,.2f}, raw limit {limit:,.2f} → "
+            f"{mine / limit:.2f}×{goal}  [load {ours['loadavg_before']} / {raw['loadavg_before']}]"
+        )
+    return lines
 
 
 def main() -> None:
@@ -363,8 +445,23 @@ def main() -> None:
                 },
             )
         )
+    if "idle" in workloads:
+        users = create_users(args.idle_sockets, tag=f"{tag}idle")
+        plan.append(
+            (
+                "idle",
+                f"idle-{args.idle_sockets}x{args.idle_hold:g}s",
+                {
+                    "users": tokens(users),
+                    "rate": args.idle_rate,
+                    "hold_seconds": args.idle_hold,
+                    "service_comms": ["postgres", "redis-server"],
+                },
+            )
+        )
     from django.db import connection
 
+    ratios: list[str] = []
     for repeat in range(args.repeat):
         for workload, label, params in plan:
             params = dict(params)
@@ -374,8 +471,19 @@ def main() -> None:
                 params["task_id"] = make_task(params.pop("_author"))
                 connection.close()
             suffix = f"#{repeat + 1}" if args.repeat > 1 else ""
-            runner.run(workload, label + suffix, params)
+            ours = runner.run(workload, label + suffix, params)
+            if args.peer:
+                raw = runner.run(workload, f"{label}{suffix} raw", params, raw=True)
+                lines = ratio_lines(ours, raw)
+                for line in lines:
+                    print(line, file=sys.stderr, flush=True)
+                ratios.extend(lines)
     print_table(runner.results)
+    if ratios:
+        print()
+        print("ours / raw limit (bench/rawlimit.py), same run, same cores:")
+        for line in ratios:
+            print(f"  {line}")
 
 
 if __name__ == "__main__":
