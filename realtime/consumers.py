@@ -30,7 +30,13 @@ from realtime.protocol import FrameError, frame_error, query_param
 from realtime.publisher import publisher
 from realtime.selectors import events_after, inbox_last_seq, user_is_active
 from realtime.session.handlers import authenticated_frame
-from realtime.transport import SEND_BUFFER_EXTENSION, SLOW_CONSUMER_CODE, SendBuffer
+from realtime.transport import (
+    FAST_SEND_EXTENSION,
+    SEND_BUFFER_EXTENSION,
+    SLOW_CONSUMER_CODE,
+    FastSend,
+    SendBuffer,
+)
 
 logger = logging.getLogger("quantumworks.ws")
 GROUP_REFRESH_SECONDS = 3600
@@ -76,6 +82,8 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
                 new_incident_id(),
                 exc_info=error,
             )
+        finally:
+            self.layer_busy = False  # the fast lane may pass again (realtime.layers)
 
     async def send(self, text_data=None, bytes_data=None, close=False) -> None:
         # After a close (4012 on shutdown, 4003, …) a late ack or event has
@@ -118,6 +126,17 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
 
     async def connect(self) -> None:
         publisher.bind_loop(asyncio.get_running_loop())
+        # The fan-out fast lane (realtime.layers): set up before the group
+        # joins, so the layer marks every message it hands over as in flight;
+        # open only once connect (and its replay) is done.
+        self.layer_busy = False
+        self.fast_ready = False
+        extensions = self.scope.get("extensions", {})
+        self.fast_send: FastSend | None = extensions.get(FAST_SEND_EXTENSION)
+        if self.fast_send is not None:
+            join = getattr(self.channel_layer, "fast_lane_join", None)
+            if join is not None:
+                join(self.channel_name, self)
         self.user_id: int | None = None
         self.closing = False
         self.last_sent_seq = 0
@@ -130,9 +149,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         self.expiry_handle: asyncio.TimerHandle | None = None
         self.connected_at = time.monotonic()
         # Present under `python -m servers`; in-process test sockets have none.
-        self.send_buffer: SendBuffer | None = self.scope.get("extensions", {}).get(
-            SEND_BUFFER_EXTENSION
-        )
+        self.send_buffer: SendBuffer | None = extensions.get(SEND_BUFFER_EXTENSION)
         self.send_budget = settings.QW_SOCKET_SEND_BUDGET_BYTES
         auth: SocketAuth = self.scope["auth"]
         await self.accept(self.scope.get("accept_subprotocol"))
@@ -178,6 +195,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
                 await self.replay(last_seq)
             except Exception as error:  # noqa: BLE001 (server_fault logs the traceback)
                 await self.server_fault("replay at connect", error)
+        self.fast_ready = True
 
     def query_last_seq(self) -> int | None:
         value = query_param(self.scope, "last_seq")
@@ -193,6 +211,10 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             task.cancel()
         if getattr(self, "expiry_handle", None) is not None:
             self.expiry_handle.cancel()
+        if getattr(self, "fast_send", None) is not None:
+            leave = getattr(self.channel_layer, "fast_lane_leave", None)
+            if leave is not None:
+                leave(self.channel_name)
         if getattr(self, "user_id", None) is None:
             return
         heartbeats.wheel().discard(self)
@@ -391,6 +413,37 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             metrics.FRAMES_OUT.labels(event_type).inc()
         if "committed_at" in message:
             metrics.DELIVERY_LATENCY.observe(max(time.time() - message["committed_at"], 0))
+
+    def fast_deliver(self, message: dict[str, Any]) -> bool:
+        """The layer's fast lane: send a group message now, from the pub/sub reader.
+
+        Only what needs no await: an ephemeral frame, or durable events that
+        follow last_sent_seq exactly while no replay, repair or catch-up runs.
+        False sends it down the queued path (a gap to repair, a socket past
+        half its send budget, anything else), which keeps SPEC §4 as it was.
+        """
+        if not self.fast_ready or self.closing:
+            return False
+        buffer = self.send_buffer
+        if buffer is not None and buffer.paused:
+            return False
+        kind = message.get("type")
+        write = self.fast_send
+        if kind == "ephemeral.frame":
+            return message.get("exclude_user") == self.user_id or write(message["text"])
+        if kind != "inbox.events" or self.delivery_lock.locked():
+            return False
+        events = [event for event in message["events"] if event[0] > self.last_sent_seq]
+        if any(event[0] != self.last_sent_seq + n for n, event in enumerate(events, 1)):
+            return False
+        for seq, event_type, text in events:
+            if not write(text):
+                return False  # closing: the queued path drops what is left
+            self.last_sent_seq = seq
+            metrics.FRAMES_OUT.labels(event_type).inc()
+        if "committed_at" in message:
+            metrics.DELIVERY_LATENCY.observe(max(time.time() - message["committed_at"], 0))
+        return True
 
     async def ephemeral_frame(self, message: dict[str, Any]) -> None:
         if message.get("exclude_user") == self.user_id:

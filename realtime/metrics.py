@@ -18,3 +18,8 @@ FAULTS = Counter(
     "the outage, not each failure)",
     ["kind", "operation"],
 )
+# The fan-out (realtime.layers): group messages decoded (once per process each),
+# and local members served by the fast lane or by their queue.
+FANOUT_DECODES = Counter("qw_fanout_decodes_total", "Group messages decoded by the layer's reader")
+FANOUT_FAST = Counter("qw_fanout_fast_total", "Group message copies written by the fast lane")
+FANOUT_QUEUED = Counter("qw_fanout_queued_total", "Group message copies queued to a consumer")

@@ -15,6 +15,8 @@ from typing import Protocol
 logger = logging.getLogger("quantumworks.ws")
 
 SEND_BUFFER_EXTENSION = "qw.send_buffer"
+# A `FastSend`: writes a text frame to the socket at once (the fan-out fast lane).
+FAST_SEND_EXTENSION = "qw.fast_send"
 SLOW_CONSUMER_CODE = 4008
 
 # After our close, the client has this long to reply before TCP is dropped.
@@ -32,6 +34,12 @@ def log_oversized_frame(size: int | None, limit: int, client: str) -> None:
         limit,
         client,
     )
+
+
+class FastSend(Protocol):
+    def __call__(self, text: str) -> bool:
+        """Write one text frame now, without awaiting; False if the socket cannot take it."""
+        ...
 
 
 class SendBuffer(Protocol):

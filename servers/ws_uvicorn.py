@@ -23,6 +23,11 @@ servers.ws_daphne does for daphne:
   headers) and closes. uvicorn writes websockets' output only when a request
   parsed; a refused one produced no event, so its answer stayed unsent and
   the connection hung open until the client gave up (issue 20).
+- offers the consumer a synchronous write of a text frame (the ASGI
+  extension `qw.fast_send`, realtime.layers' fan-out fast lane): the frame
+  of a text is built once however many sockets it goes to (server frames
+  are unmasked, so the bytes are the same for every socket that negotiated
+  no extension; one with permessage-deflate compresses its own copy).
 """
 
 from __future__ import annotations
@@ -37,10 +42,12 @@ from websockets.exceptions import (
     RequestLineTooLong,
     TooManyHeaders,
 )
-from websockets.frames import CloseCode
+from websockets.frames import CloseCode, Frame, Opcode
+from websockets.protocol import State
 from websockets.server import ServerProtocol
 
 from realtime.transport import (
+    FAST_SEND_EXTENSION,
     SEND_BUFFER_EXTENSION,
     SLOW_CONSUMER_CLOSE_SECONDS,
     SLOW_CONSUMER_CODE,
@@ -53,6 +60,24 @@ from servers.request_head import log_refused
 
 INVALID_UTF8_REASON = "invalid_utf8"
 HANDSHAKE_REFUSALS = {RequestLineTooLong: 414, HeaderLineTooLong: 431, TooManyHeaders: 431}
+
+
+class _EncodedText:
+    """The UTF-8 payload and the unmasked frame of the text last written (a fan-out's one text)."""
+
+    text: str | None = None
+    payload = b""
+    frame = b""
+
+    def of(self, text: str) -> _EncodedText:
+        if text is not self.text:
+            self.text = text
+            self.payload = text.encode()
+            self.frame = Frame(Opcode.TEXT, self.payload).serialize(mask=False)
+        return self
+
+
+_encoded = _EncodedText()
 
 
 class TransportSendBuffer(DrainableBuffer):
@@ -125,6 +150,26 @@ class QWWebSocketProtocol(WebSocketsSansIOProtocol):
         # The application task is created but has not run yet: it sees this.
         if self.response.status_code == 101:
             self.scope["extensions"][SEND_BUFFER_EXTENSION] = self.send_buffer
+            self.scope["extensions"][FAST_SEND_EXTENSION] = self.write_text_now
+
+    def write_text_now(self, text: str) -> bool:
+        """Write one text frame without awaiting; False when the socket cannot take it."""
+        conn = self.conn
+        if (
+            self.close_sent
+            or self.disconnected
+            or not self.handshake_complete
+            or conn.state is not State.OPEN
+            or self.transport.is_closing()
+        ):
+            return False
+        encoded = _encoded.of(text)
+        if conn.extensions:
+            conn.send_text(encoded.payload)
+            self.transport.write(b"".join(conn.data_to_send()))
+        else:
+            self.transport.write(encoded.frame)
+        return True
 
     # Flow control. uvicorn would block every `send` on a full buffer; the
     # consumer's budget decides instead (it closes 4008 or waits for a drain),
