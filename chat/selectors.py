@@ -28,6 +28,14 @@ def contact_ids(*, user_id: int) -> set[int]:
     lists: its cost follows the number of conversations, not of messages.
     Presence reads it once per online/offline transition, never per heartbeat.
     """
+    contacts = set(contact_rows(user_id=user_id))
+    contacts.discard(user_id)
+    return contacts
+
+
+def contact_rows(*, user_id: int) -> QuerySet:
+    """`contact_ids` as one column of rows, the user among them if in a room (a socket's connect
+    folds it into its one statement: presence.hooks)."""
     counterparts = ConversationState.objects.filter(
         user_id=user_id, counterpart__isnull=False
     ).values_list("counterpart_id", flat=True)
@@ -35,9 +43,7 @@ def contact_ids(*, user_id: int) -> set[int]:
     roommates = RoomMembership.objects.filter(room_id__in=my_rooms).values_list(
         "user_id", flat=True
     )
-    contacts = set(counterparts.union(roommates))
-    contacts.discard(user_id)
-    return contacts
+    return counterparts.union(roommates)
 
 
 def user_exists(*, user_id: int) -> bool:

@@ -136,9 +136,9 @@ async def _leave(connection: _Connection) -> None:
     )
 
 
-def connect_contacts(user_id: int) -> frozenset[int]:
-    """Read in the connect's DB trip (registry.connect_reads): no query at the online transition."""
-    return frozenset(contact_ids(user_id=user_id))
+def connect_contacts(user_id: int, rows: list[int]) -> frozenset[int]:
+    """Read in the connect's one statement (registry.connect_reads): none at the transition."""
+    return frozenset(rows) - {user_id}
 
 
 async def connection_opened(consumer) -> None:

@@ -264,7 +264,8 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {
         "console": {
-            "class": "logging.StreamHandler",
+            # A StreamHandler whose writes leave the event loop (quantumworks/logqueue.py).
+            "class": "quantumworks.logqueue.QueuedConsoleHandler",
             "formatter": "plain",
             "filters": ["redact_tokens", "one_line_security"],
         }

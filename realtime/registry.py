@@ -42,10 +42,21 @@ durable_event_types: set[str] = set()
 socket_opened: list[ConnectionHook] = []
 socket_alive: list[BatchHook] = []  # once per heartbeat tick, with the sockets that beat
 socket_closed: list[ConnectionHook] = []
-# Reads an app needs for every new socket, done in the connect's one DB trip
-# (realtime.auth.socket.socket_session): name → read(user_id); the results are in
-# `consumer.connect_reads[name]` before the `socket_opened` hooks run.
-connect_reads: dict[str, Callable[[int], Any]] = {}
+
+
+@dataclass(frozen=True)
+class ConnectRead:
+    """A read an app needs for every new socket, folded into the connect's one SQL statement."""
+
+    # One user's rows as a one-column queryset (e.g. `values_list("id", flat=True)`):
+    # compiled once per process, not per connect (realtime.auth.socket).
+    rows: Callable[[int], Any]
+    convert: Callable[[int, list[Any]], Any]  # (user_id, the column's values) → the result
+
+
+# name → read; the results are in `consumer.connect_reads[name]` before the
+# `socket_opened` hooks run.
+connect_reads: dict[str, ConnectRead] = {}
 # The apps' URL modules, included by the root urlconf.
 url_patterns: list[Any] = []
 
@@ -81,9 +92,11 @@ def register_connection_hooks(
         socket_closed.append(closed)
 
 
-def register_connect_read(name: str, read: Callable[[int], Any]) -> None:
+def register_connect_read(
+    name: str, *, rows: Callable[[int], Any], convert: Callable[[int, list[Any]], Any]
+) -> None:
     assert name not in connect_reads, name
-    connect_reads[name] = read
+    connect_reads[name] = ConnectRead(rows=rows, convert=convert)
 
 
 async def run_hooks(hooks: list[ConnectionHook], consumer: Any) -> None:

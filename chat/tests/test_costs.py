@@ -8,11 +8,14 @@ import asyncio
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.db.models.sql.compiler import SQLCompiler
 
-from chat.models import ChatMessage
-from chat.services import SendRequest
+from chat.models import ChatMessage, Room, RoomMembership
+from chat.selectors import contact_ids
+from chat.services import SendRequest, message_send
 from chat.writer import writer
 from conftest import token_for
+from realtime.auth.socket import socket_session
 from testkit.counting import counting
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -46,30 +49,59 @@ async def warm_up(open_socket, user) -> None:
         await settle(costs, "redis_commands")
 
 
-async def test_a_connect_reads_the_database_once_with_two_queries(pair, open_socket):
+async def test_a_connect_reads_the_database_with_one_statement_and_no_orm_compile(
+    pair, open_socket, monkeypatch
+):
     alice, bob = pair
     await warm_up(open_socket, alice)
+    compiles = []
+    as_sql = SQLCompiler.as_sql
+
+    def counted_as_sql(self, *args, **kwargs):
+        compiles.append(self.query.model)
+        return as_sql(self, *args, **kwargs)
+
+    monkeypatch.setattr(SQLCompiler, "as_sql", counted_as_sql)
+    compiles.clear()
     with counting() as costs:
         socket = await open_socket(token=token_for(bob))
         await settle(costs, "queries")
     assert socket.hello["user_id"] == bob.id
-    # socket_session: the user, is_staff and last_seq in one statement, then the contacts.
-    assert len(costs.queries) == 2, costs.queries
+    # socket_session: the user, is_staff, last_seq and the contacts in one statement,
+    # compiled once per process (the first connect, in warm_up).
+    assert len(costs.queries) == 1, costs.queries
     assert costs.commits == 0
+    assert compiles == []
 
 
-async def test_a_connect_sends_four_redis_commands(pair, open_socket):
+@sync_to_async
+def contacts_two_ways(user, roommate, correspondent):
+    room = Room.objects.create(name="r", created_by=user)
+    RoomMembership.objects.bulk_create(
+        [RoomMembership(room=room, user=user), RoomMembership(room=room, user=roommate)]
+    )
+    message_send(sender_id=correspondent.id, receiver_id=user.id, content="hi")
+    session = socket_session(user.id)
+    return session.reads["presence.contacts"], contact_ids(user_id=user.id)
+
+
+async def test_the_connect_statement_reads_the_same_contacts_as_the_selector(amake_user):
+    bob, alice, carol = await amake_user("bob"), await amake_user("alice"), await amake_user("c")
+    at_connect, selected = await contacts_two_ways(bob, alice, carol)
+    assert at_connect == selected == {alice.id, carol.id}
+
+
+async def test_a_connect_sends_three_redis_commands(pair, open_socket):
     alice, bob = pair
     await warm_up(open_socket, alice)
     with counting() as costs:
         await open_socket(token=token_for(bob))
         await settle(costs, "redis_commands")
-    # The token's revocation watermark, its own channel, the user group
-    # (broadcast is joined once per process), and one presence script; no
-    # contacts, so no announcement.
-    assert sorted(costs.redis_commands) == ["EVALSHA", "GET", "SUBSCRIBE", "SUBSCRIBE"], (
-        costs.redis_commands
-    )
+    # The token's revocation watermark, the user group (broadcast is joined
+    # once per process; nothing is ever sent to the consumer's own channel, so
+    # it is not subscribed), and one presence script; no contacts, so no
+    # announcement.
+    assert sorted(costs.redis_commands) == ["EVALSHA", "GET", "SUBSCRIBE"], costs.redis_commands
 
 
 async def test_a_chat_message_costs_one_transaction_of_fixed_queries(pair, open_socket):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -59,27 +61,57 @@ class SocketSession:
     reads: dict[str, Any]  # what the apps asked for (registry.connect_reads), by name
 
 
-def socket_session(user_id: int) -> SocketSession | None:
-    """The active-user check, the inbox's seq and the apps' connect reads in one DB trip.
+# A user id no row has: compiled into the SQL once, replaced by the real id per connect.
+_USER_PLACEHOLDER = -7_301_519_027
 
-    None for an unknown or inactive user (4003). The consumer calls it after
-    joining the user's group, so an event committed after this read arrives live.
+
+@functools.cache
+def _session_statement(vendor: str) -> tuple[str, tuple[object, ...]]:
+    """The connect's one statement, per database vendor: built and compiled once per process.
+
+    Row tag 0 is the user (absent if unknown or inactive), is_staff as 0/1 and
+    the inbox seq; tag k > 0 are the values of the k-th app read
+    (registry.connect_reads). UNION ALL keeps it portable (the SQLite demo too).
     """
     from realtime.models import UserInbox
 
     users = get_user_model()._meta.db_table
+    parts = [
+        f"SELECT 0, CASE WHEN u.is_staff THEN 1 ELSE 0 END, COALESCE(i.last_seq, 0) FROM {users} u "
+        f"LEFT JOIN {UserInbox._meta.db_table} i ON i.user_id = u.id "
+        "WHERE u.id = %s AND u.is_active"
+    ]
+    params: list[object] = [_USER_PLACEHOLDER]
+    for tag, read in enumerate(registry.connect_reads.values(), 1):
+        sql, read_params = read.rows(_USER_PLACEHOLDER).query.sql_with_params()
+        parts.append(f"SELECT {tag}, r.*, 0 FROM ({sql}) r")
+        params.extend(read_params)
+    return " UNION ALL ".join(parts), tuple(params)
+
+
+def socket_session(user_id: int) -> SocketSession | None:
+    """The active-user check, the inbox's seq and the apps' connect reads in one SQL statement.
+
+    None for an unknown or inactive user (4003). The consumer calls it after
+    joining the user's group, so an event committed after this read arrives live.
+    """
+    sql, template = _session_statement(connection.vendor)
+    params = [user_id if param == _USER_PLACEHOLDER else param for param in template]
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT u.is_staff, COALESCE(i.last_seq, 0) FROM {users} u "
-            f"LEFT JOIN {UserInbox._meta.db_table} i ON i.user_id = u.id "
-            "WHERE u.id = %s AND u.is_active",
-            [user_id],
-        )
-        row = cursor.fetchone()
-    if row is None:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    user = next((row for row in rows if row[0] == 0), None)
+    if user is None:
         return None
-    reads = {name: read(user_id) for name, read in registry.connect_reads.items()}
-    return SocketSession(is_staff=bool(row[0]), last_seq=row[1], reads=reads)
+    values: dict[int, list[Any]] = defaultdict(list)
+    for tag, value, _ in rows:
+        if tag:
+            values[tag].append(value)
+    reads = {
+        name: read.convert(user_id, values[tag])
+        for tag, (name, read) in enumerate(registry.connect_reads.items(), 1)
+    }
+    return SocketSession(is_staff=bool(user[1]), last_seq=user[2], reads=reads)
 
 
 def validate_access_token(raw: str | None) -> SocketAuth:

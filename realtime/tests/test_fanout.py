@@ -90,8 +90,12 @@ async def test_a_seq_gap_takes_the_queued_path_and_is_repaired_in_order(amake_us
         before = counters(server)
         publisher.publish = drop_first
         try:
-            await sync_to_async(message_send)(sender_id=alice.id, receiver_id=bob.id, content="lost")
-            await sync_to_async(message_send)(sender_id=alice.id, receiver_id=bob.id, content="next")
+            await sync_to_async(message_send)(
+                sender_id=alice.id, receiver_id=bob.id, content="lost"
+            )
+            await sync_to_async(message_send)(
+                sender_id=alice.id, receiver_id=bob.id, content="next"
+            )
         finally:
             publisher.publish = original
         first = await next_of_type(ws, "chat_message")
