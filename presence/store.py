@@ -45,6 +45,30 @@ return 1
 """
 )
 
+# The same for a heartbeat's batch in one call. KEYS: the announced index, then
+# each socket's user set. ARGV: ttl, then (socket, user id) per set. Returns the
+# 0/1 of _TOUCH per socket.
+_TOUCH_MANY = (
+    _NOW
+    + """
+local ttl = tonumber(ARGV[1])
+local out = {}
+for i = 2, #KEYS do
+  local key, socket, user = KEYS[i], ARGV[2 * i - 2], ARGV[2 * i - 1]
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+  redis.call('ZADD', key, now + ttl, socket)
+  local latest = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')[2]
+  redis.call('PEXPIREAT', key, math.ceil(tonumber(latest) * 1000))
+  local announced = redis.call('ZSCORE', KEYS[1], user)
+  redis.call('ZADD', KEYS[1], latest, user)
+  if announced then out[i - 1] = 0 else out[i - 1] = 1 end
+end
+return out
+"""
+)
+# A heartbeat tick's sockets per script call (Redis runs a script alone: keep each short).
+TOUCH_MANY_CHUNK = 500
+
 # KEYS: the user's sockets, the announced index. ARGV: socket (or '' for a
 # sweep), user id. Returns 1 when the user must be announced offline.
 _LEAVE = (
@@ -100,12 +124,21 @@ class RedisStore:
         return bool(result)
 
     async def touch_many(self, *, entries: list[tuple[int, str]], ttl: float) -> list[bool]:
-        """A heartbeat's batch: one pipelined round trip for every socket in it."""
-        script = async_script(_TOUCH)
-        pipe = async_redis().pipeline(transaction=False)
-        for user_id, socket in entries:
-            await script(keys=self._keys(user_id), args=[socket, ttl, user_id], client=pipe)
-        return [bool(result) for result in await pipe.execute()]
+        """A heartbeat's batch: one EVALSHA per TOUCH_MANY_CHUNK sockets (one for a tick, mostly).
+
+        Not a pipeline: redis-py sends a SCRIPT EXISTS round trip before every
+        pipeline that holds a script.
+        """
+        script = async_script(_TOUCH_MANY)
+        flags: list[bool] = []
+        for start in range(0, len(entries), TOUCH_MANY_CHUNK):
+            chunk = entries[start : start + TOUCH_MANY_CHUNK]
+            keys = [self._index()] + [presence_sockets_key(user_id) for user_id, _ in chunk]
+            args: list[object] = [ttl]
+            for user_id, socket in chunk:
+                args += [socket, user_id]
+            flags += [bool(flag) for flag in await script(keys=keys, args=args)]
+        return flags
 
     async def leave(self, *, user_id: int, socket: str) -> bool:
         result = await async_script(_LEAVE)(keys=self._keys(user_id), args=[socket, user_id])

@@ -414,6 +414,13 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         if "committed_at" in message:
             metrics.DELIVERY_LATENCY.observe(max(time.time() - message["committed_at"], 0))
 
+    def write_now(self, text: str) -> bool:
+        """A frame written without awaiting (heartbeats); False: `send` it (checks the budget)."""
+        buffer = self.send_buffer
+        if self.fast_send is None or self.closing or (buffer is not None and buffer.paused):
+            return False
+        return self.fast_send(text)
+
     def fast_deliver(self, message: dict[str, Any]) -> bool:
         """The layer's fast lane: send a group message now, from the pub/sub reader.
 

@@ -39,6 +39,8 @@ class Beating(Protocol):
 
     async def send(self, text_data: str) -> None: ...
 
+    def write_now(self, text: str) -> bool: ...
+
     def after_heartbeat(self, last_seq: int) -> None: ...
 
 
@@ -99,7 +101,9 @@ class HeartbeatWheel:
 async def beat(consumers: list[Beating]) -> None:
     text = dumps({"type": "heartbeat", "timestamp": iso(timezone.now())})
     for consumer in consumers:
-        await consumer.send(text_data=text)
+        # One frame for the whole batch, written at once where the server allows it.
+        if not consumer.write_now(text):
+            await consumer.send(text_data=text)
     metrics.FRAMES_OUT.labels("heartbeat").inc(len(consumers))
     for hook in registry.socket_alive:
         await hook(consumers)

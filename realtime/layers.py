@@ -16,7 +16,8 @@ Connects are cheaper too:
 - nothing ever sends to a consumer's own channel name (every message goes to
   a group), so `new_channel` makes the local queue without a SUBSCRIBE;
 - the SUBSCRIBEs of group joins arriving in the same loop iteration (a burst
-  of connects) leave as one command.
+  of connects) leave as one command, and so do the UNSUBSCRIBEs of a burst of
+  closes.
 
 The unsubscribe of a consumer's exit runs as a task of its own:
 channels-redis's waits for the shard lock while being cancelled, logs an
@@ -73,6 +74,8 @@ class _Shard(RedisSingleShardConnection):
         super().__init__(host, channel_layer)
         self._to_subscribe: set[str] = set()
         self._subscribing: asyncio.Future[None] | None = None
+        self._to_unsubscribe: set[str] = set()
+        self._unsubscribing: asyncio.Future[None] | None = None
 
     async def subscribe(self, channel: str) -> None:
         """Join the next SUBSCRIBE of this shard: one command for every join of a loop iteration."""
@@ -94,6 +97,33 @@ class _Shard(RedisSingleShardConnection):
             self._ensure_receiver()
             await self._pubsub.subscribe(*channels)
             self._subscribed_to.update(channels)
+
+    async def unsubscribe(self, channel: str) -> None:
+        """Join the next UNSUBSCRIBE of this shard (a burst of closes sends one command)."""
+        self._to_unsubscribe.add(channel)
+        if self._unsubscribing is None or self._unsubscribing.done():
+            self._unsubscribing = asyncio.ensure_future(self._unsubscribe_pending())
+        await asyncio.shield(self._unsubscribing)
+
+    async def _unsubscribe_pending(self) -> None:
+        await asyncio.sleep(0)
+        async with self._lock:
+            layer = self.channel_layer
+            # A group joined again meanwhile (a reconnect to the same user) stays subscribed.
+            channels = {
+                channel
+                for channel in self._to_unsubscribe
+                if channel in self._subscribed_to
+                and channel not in layer.groups
+                and channel not in layer.channels
+            }
+            self._to_unsubscribe = set()
+            if not channels:
+                return
+            self._ensure_redis()
+            self._ensure_receiver()
+            await self._pubsub.unsubscribe(*channels)
+            self._subscribed_to.difference_update(channels)
 
     def _receive_message(self, message) -> None:
         if message is None:

@@ -15,8 +15,10 @@ import uuid
 
 import pytest
 
+import presence.store
 from presence.store import MemoryStore, RedisStore
 from testkit import eventually_async
+from testkit.counting import counting
 
 SHORT = 0.3  # seconds a socket counts without a heartbeat, in the expiry tests
 LONG = 60.0
@@ -144,3 +146,27 @@ async def test_live_among_reports_only_the_users_asked_about(store, user):
     await store.touch(user_id=bob, socket="s", ttl=LONG)
     assert await live(store) == set()
     assert await live(store, alice, user()) == {alice}
+
+
+async def test_a_heartbeat_batch_touches_like_one_touch_per_socket(store, user, monkeypatch):
+    monkeypatch.setattr(presence.store, "TOUCH_MANY_CHUNK", 2)  # the batch spans script calls
+    alice, bob, carol = user(), user(), user()
+    assert await store.touch(user_id=bob, socket="b", ttl=LONG) is True
+    entries = [(alice, "a1"), (bob, "b"), (alice, "a2"), (carol, "c")]
+    # alice's first socket announces her, her second in the same batch does not
+    assert await store.touch_many(entries=entries, ttl=LONG) == [True, False, False, True]
+    assert await store.touch_many(entries=entries, ttl=LONG) == [False] * 4
+    assert await live(store, alice, bob, carol) == {alice, bob, carol}
+    assert await store.leave(user_id=alice, socket="a1") is False
+    assert await store.leave(user_id=alice, socket="a2") is True
+
+
+async def test_a_heartbeat_batch_is_one_script_call_per_chunk(user, settings):
+    settings.QW_CHANNEL_PREFIX = f"{settings.QW_CHANNEL_PREFIX}:stores{uuid.uuid4().hex[:8]}"
+    store = RedisStore()
+    entries = [(user(), f"s{n}") for n in range(presence.store.TOUCH_MANY_CHUNK + 1)]
+    await store.touch_many(entries=entries[:1], ttl=LONG)  # loads the script
+    with counting() as costs:
+        flags = await store.touch_many(entries=entries, ttl=LONG)
+    assert flags == [False] + [True] * presence.store.TOUCH_MANY_CHUNK
+    assert costs.redis_commands == ["EVALSHA", "EVALSHA"]
