@@ -32,19 +32,24 @@ function serverRssBytes() {
   return Number(match[1]) * 1024;
 }
 
-// PostgreSQL and Redis (config.service_comms, e.g. ["postgres", "redis-server"]):
-// the idle workload counts what the server makes them do. All processes of
-// those names, so only meaningful on a machine where nothing else uses them.
+// PostgreSQL and Redis (config.services: [{comm, cmdline}]): the idle workload
+// counts what the server makes them do. A process counts when its name is
+// `comm` and its command line contains `cmdline`: PostgreSQL backends show
+// their database there, so other databases' backends are left out; Redis is
+// one process for everyone, so its figure is only clean on a quiet machine.
 function servicesCpuSeconds() {
-  const comms = new Set(config.service_comms || []);
-  if (!comms.size) return 0;
+  const services = config.services || [];
+  if (!services.length) return 0;
   let total = 0;
   for (const name of readdirSync("/proc")) {
     if (!/^\d+$/.test(name)) continue;
     try {
       const text = readFileSync(`/proc/${name}/stat`, "utf8");
       const comm = text.slice(text.indexOf("(") + 1, text.lastIndexOf(")"));
-      if (!comms.has(comm)) continue;
+      const wanted = services.filter((service) => service.comm === comm);
+      if (!wanted.length) continue;
+      const cmdline = readFileSync(`/proc/${name}/cmdline`, "utf8");
+      if (!wanted.some((service) => cmdline.includes(service.cmdline))) continue;
       const fields = text.slice(text.lastIndexOf(")") + 2).split(" ");
       total += (Number(fields[11]) + Number(fields[12])) / config.clk_tck;
     } catch {

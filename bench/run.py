@@ -20,8 +20,9 @@ JSON line per run, then a table.
 - W3 fan-out: M sockets subscribed to one task, K status changes through
   `PATCH /api/tasks/{id}/status/`: time until all M have each update.
 - idle: N sockets open and quiet over a hold spanning two heartbeats; CPU per
-  idle socket per second of the server plus every `postgres` and
-  `redis-server` process (so only meaningful on an otherwise quiet machine).
+  idle socket per second of the server, of the PostgreSQL backends of the
+  bench database and of `redis-server` (one Redis for every user of the
+  machine: only meaningful on an otherwise quiet machine).
 
 Each workload runs twice, ours then the raw limit (bench/rawlimit.py: a bare
 `websockets` server with PyJWT and an INSERT per message, pinned like ours),
@@ -455,7 +456,11 @@ def main() -> None:
                     "users": tokens(users),
                     "rate": args.idle_rate,
                     "hold_seconds": args.idle_hold,
-                    "service_comms": ["postgres", "redis-server"],
+                    # Our database's PostgreSQL backends, and Redis (shared: quiet machine only).
+                    "services": [
+                        {"comm": "postgres", "cmdline": f" {args.db} "},
+                        {"comm": "redis-server", "cmdline": ""},
+                    ],
                 },
             )
         )

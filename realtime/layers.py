@@ -89,14 +89,16 @@ class _Shard(RedisSingleShardConnection):
     async def _subscribe_pending(self) -> None:
         await asyncio.sleep(0)  # the other joins of this iteration add their channels
         async with self._lock:
-            channels = self._to_subscribe - self._subscribed_to
+            # Joins that arrive while a SUBSCRIBE awaits Redis wait for this
+            # task too: loop until none is left (the last check and the end of
+            # the task happen without a suspension in between).
+            while channels := self._to_subscribe - self._subscribed_to:
+                self._to_subscribe = set()
+                self._ensure_redis()
+                self._ensure_receiver()
+                await self._pubsub.subscribe(*channels)
+                self._subscribed_to.update(channels)
             self._to_subscribe = set()
-            if not channels:
-                return
-            self._ensure_redis()
-            self._ensure_receiver()
-            await self._pubsub.subscribe(*channels)
-            self._subscribed_to.update(channels)
 
     async def unsubscribe(self, channel: str) -> None:
         """Join the next UNSUBSCRIBE of this shard (a burst of closes sends one command)."""
@@ -108,22 +110,24 @@ class _Shard(RedisSingleShardConnection):
     async def _unsubscribe_pending(self) -> None:
         await asyncio.sleep(0)
         async with self._lock:
-            layer = self.channel_layer
-            # A group joined again meanwhile (a reconnect to the same user) stays subscribed.
-            channels = {
-                channel
-                for channel in self._to_unsubscribe
-                if channel in self._subscribed_to
-                and channel not in layer.groups
-                and channel not in layer.channels
-            }
-            self._to_unsubscribe = set()
-            if not channels:
-                return
-            self._ensure_redis()
-            self._ensure_receiver()
-            await self._pubsub.unsubscribe(*channels)
-            self._subscribed_to.difference_update(channels)
+            while channels := self._leaving():
+                self._ensure_redis()
+                self._ensure_receiver()
+                await self._pubsub.unsubscribe(*channels)
+                self._subscribed_to.difference_update(channels)
+
+    def _leaving(self) -> set[str]:
+        """The queued leaves to send now; a group joined again meanwhile stays subscribed."""
+        layer = self.channel_layer
+        channels = {
+            channel
+            for channel in self._to_unsubscribe
+            if channel in self._subscribed_to
+            and channel not in layer.groups
+            and channel not in layer.channels
+        }
+        self._to_unsubscribe = set()
+        return channels
 
     def _receive_message(self, message) -> None:
         if message is None:
