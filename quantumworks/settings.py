@@ -9,6 +9,8 @@ from pathlib import Path
 
 import environ
 
+from realtime.redis_client import tcp_connection
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -131,7 +133,8 @@ if QW_REDIS_SENTINELS:
     ]
 else:
     _LAYER_HOSTS = [
-        {"address": url, **_REDIS_OPTIONS} for url in (QW_REDIS_LAYER_URLS or [REDIS_URL])
+        {"address": url, **_REDIS_OPTIONS, **tcp_connection(url)}
+        for url in (QW_REDIS_LAYER_URLS or [REDIS_URL])
     ]
 # "pubsub" (default): a group_send is one PUBLISH and a receive is a push. At
 # 1,000 msgs/s of chat (the load benchmark of 2026-11-25, since replaced by

@@ -22,6 +22,8 @@ import redis.sentinel
 from django.conf import settings
 from redis.commands.core import AsyncScript, Script
 
+from realtime.redis_connection import TasklessConnection
+
 SOCKET_TIMEOUT = 5
 
 _async_clients: dict[asyncio.AbstractEventLoop, redis.asyncio.Redis] = {}
@@ -47,7 +49,15 @@ def _new_async_client(**options: Any) -> redis.asyncio.Redis:
     if settings.QW_REDIS_SENTINELS:
         sentinel = redis.asyncio.sentinel.Sentinel(settings.QW_REDIS_SENTINELS, **options)
         return sentinel.master_for(settings.QW_REDIS_SENTINEL_MASTERS[0], **options)
-    return redis.asyncio.Redis.from_url(settings.REDIS_URL, **options)
+    return redis.asyncio.Redis.from_url(
+        settings.REDIS_URL, **tcp_connection(settings.REDIS_URL), **options
+    )
+
+
+def tcp_connection(url: str) -> dict[str, Any]:
+    """The connection class without a task per command, for plain TCP URLs (TLS and
+    unix sockets keep redis-py's own)."""
+    return {"connection_class": TasklessConnection} if url.startswith("redis://") else {}
 
 
 def new_sync_client(**options: Any) -> redis.Redis:
