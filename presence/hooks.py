@@ -30,6 +30,7 @@ from django.conf import settings
 from chat.selectors import contact_ids
 from presence.store import current_store
 from realtime import faults
+from realtime.batching import LoopBatcher
 from realtime.db import run_db
 from realtime.outbox import send_ephemeral_rollback_unsafe, user_group
 
@@ -99,11 +100,16 @@ async def _run(connection: _Connection, work: Coroutine[Any, Any, None]) -> None
     await asyncio.shield(connection.pending)
 
 
+async def _touch_batch(entries: list[tuple[int, str]]) -> list[bool]:
+    return await current_store().touch_many(entries=entries, ttl=_ttl_seconds())
+
+
+# The connects of one loop iteration (a burst) share one script call.
+_connect_touches: LoopBatcher[tuple[int, str], bool] = LoopBatcher(_touch_batch)
+
+
 async def _touch(connection: _Connection) -> None:
-    store = current_store()
-    if not await store.touch(
-        user_id=connection.user_id, socket=connection.socket, ttl=_ttl_seconds()
-    ):
+    if not await _connect_touches.submit((connection.user_id, connection.socket)):
         return
     await _announce_online(connection)
 

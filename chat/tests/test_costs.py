@@ -23,6 +23,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 # A writer batch, whatever its size: the senders' active check, the messages
 # insert, the conversation-state upsert, the seq upsert and the event insert.
 QUERIES_PER_BATCH = 5
+BURST = 8
 
 
 @pytest.fixture
@@ -97,11 +98,28 @@ async def test_a_connect_sends_three_redis_commands(pair, open_socket):
     with counting() as costs:
         await open_socket(token=token_for(bob))
         await settle(costs, "redis_commands")
-    # The token's revocation watermark, the user group (broadcast is joined
+    # The token's revocation watermark (an MGET: a burst shares one), the user group (broadcast is joined
     # once per process; nothing is ever sent to the consumer's own channel, so
     # it is not subscribed), and one presence script; no contacts, so no
     # announcement.
-    assert sorted(costs.redis_commands) == ["EVALSHA", "GET", "SUBSCRIBE"], costs.redis_commands
+    assert sorted(costs.redis_commands) == ["EVALSHA", "MGET", "SUBSCRIBE"], costs.redis_commands
+
+
+async def test_a_burst_of_connects_shares_its_redis_round_trips(amake_user, open_socket):
+    first, *users = [await amake_user(f"burst{n}") for n in range(BURST + 1)]
+    await warm_up(open_socket, first)
+    with counting() as costs:
+        sockets = await asyncio.gather(*(open_socket(token=token_for(user)) for user in users))
+        await settle(costs, "redis_commands")
+    assert [socket.hello["user_id"] for socket in sockets] == [user.id for user in users]
+    # One revocation MGET and one SUBSCRIBE for the burst (the tokens are checked
+    # and the groups joined in the same loop iteration). The presence touches
+    # follow each socket's SQL statement, which return from the DB threads at
+    # different moments: they share a script call only when they land together.
+    # (CLIENT SETINFO: the pool opening a connection for commands in flight together.)
+    commands = sorted(name for name in costs.redis_commands if name != "CLIENT")
+    assert [name for name in commands if name != "EVALSHA"] == ["MGET", "SUBSCRIBE"], commands
+    assert 1 <= commands.count("EVALSHA") <= BURST, commands
 
 
 async def test_a_chat_message_costs_one_transaction_of_fixed_queries(pair, open_socket):

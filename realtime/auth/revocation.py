@@ -5,7 +5,8 @@ deactivation and a password change must end it at once, on every process.
 Each such change stores the moment it happened under one Redis key per
 user; a token whose `iat` is earlier is refused wherever a token is
 accepted (REST, socket connect, `authenticate` frames). The check is one
-Redis GET, no database query. A key lives as long as an access token
+Redis GET (on a socket, one MGET for the connects of a loop iteration), no
+database query. A key lives as long as an access token
 does: past that every token it could refuse has expired anyway.
 
 Like the rate limits, a Redis outage fails open: the check lets the token
@@ -28,6 +29,7 @@ from redis.exceptions import RedisError
 from rest_framework_simplejwt.settings import api_settings
 
 from realtime import faults
+from realtime.batching import LoopBatcher
 from realtime.redis_client import async_redis, sync_redis, tokens_not_before_key
 
 logger = logging.getLogger("realtime.auth.revocation")
@@ -85,10 +87,20 @@ def access_token_revoked(*, user_id: object, issued_at: object) -> bool:
     return _revoked(_memory_watermark(user_id), issued_at)
 
 
+async def _watermarks(keys: list[str]) -> list[bytes | None]:
+    return await async_redis().mget(keys)
+
+
+# The connects of one loop iteration (a burst) share one MGET.
+_watermark_reads: LoopBatcher[str, bytes | None] = LoopBatcher(_watermarks)
+
+
 async def access_token_revoked_async(*, user_id: object, issued_at: object) -> bool:
     if settings.REDIS_URL:
         try:
-            return _revoked(await async_redis().get(tokens_not_before_key(user_id)), issued_at)
+            return _revoked(
+                await _watermark_reads.submit(tokens_not_before_key(user_id)), issued_at
+            )
         except RedisError as error:
             if not faults.report("token revocation check", error):
                 logger.warning("token revocation not checked: Redis: %s", error)
