@@ -134,7 +134,7 @@ class RedisStore:
         for start in range(0, len(entries), TOUCH_MANY_CHUNK):
             chunk = entries[start : start + TOUCH_MANY_CHUNK]
             keys = [self._index()] + [presence_sockets_key(user_id) for user_id, _ in chunk]
-            args: list[object] = [ttl]
+            args: list[str | int | float] = [ttl]
             for user_id, socket in chunk:
                 args += [socket, user_id]
             flags += [bool(flag) for flag in await script(keys=keys, args=args)]

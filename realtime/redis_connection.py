@@ -31,10 +31,12 @@ class TasklessConnection(Connection):
             command = command.encode()
         if isinstance(command, bytes):
             command = [command]
+        writer = self._writer
+        assert writer is not None  # connected above
         try:
-            self._writer.writelines(command)
+            writer.writelines(command)
             async with asyncio.timeout(self.socket_timeout):
-                await self._writer.drain()
+                await writer.drain()
         except TimeoutError as error:  # before OSError, its base class
             await self.disconnect(nowait=True)
             raise exceptions.TimeoutError("Timeout writing to socket") from error
