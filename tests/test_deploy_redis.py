@@ -191,6 +191,8 @@ async def test_redis_down_sends_still_stored_and_live_delivery_recovers(amake_us
             # And the limit is enforced again once Redis is back.
             replies = [await send_chat(alice_ws, bob.id, n) for n in range(9, 16)]
             assert "rate_limited" in {reply.get("code") for reply in replies}
+            # The last stored ones are still on their way to bob's process.
+            await bob_client.wait_for(len(await stored_seqs(bob)))
     finally:
         await bob_client.stop()
     assert bob_client.seqs == await stored_seqs(bob)
