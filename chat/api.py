@@ -19,9 +19,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from chat import selectors
+from chat.edits import EditWindowClosed, message_delete, message_edit
 from chat.serializers import (
     ConversationSerializer,
     HistoryQuerySerializer,
+    MessageEditSerializer,
     MessageReadSerializer,
     MessageSendSerializer,
     MessageSentSerializer,
@@ -29,6 +31,7 @@ from chat.serializers import (
     RoomCreateSerializer,
     RoomMemberSerializer,
     RoomSerializer,
+    UnreadSerializer,
 )
 from chat.services import (
     message_mark_read,
@@ -38,6 +41,7 @@ from chat.services import (
     room_remove_member,
 )
 from realtime import faults, ratelimit
+from realtime.domain_errors import NotFound as DomainNotFound
 from realtime.rest.openapi import error_responses
 from realtime.rest.pagination import NewestFirstPagination
 
@@ -61,6 +65,14 @@ CONVERSATION = OpenApiParameter(
     explode=True,
     description="`with={user_id}` for a 1:1 conversation or `room={id}`: exactly one",
 )
+
+ATTACHMENTS_REFUSED = "Every attachment must be your own upload that is not sent yet."
+
+
+class Conflict(APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "The request conflicts with the message's state."
+    default_code = "conflict"
 
 RateLimitedSerializer = inline_serializer(
     "RateLimited",
@@ -98,7 +110,7 @@ class MessageListCreate(GenericAPIView):
             if selectors.room_for_member(room_id=room_id, user_id=user_id) is None:
                 raise NotFound
             messages = selectors.room_messages(room_id=room_id)
-        page = self.paginate_queryset(messages)
+        page = self.paginate_queryset(selectors.with_extras(messages))
         return self.get_paginated_response(MessageSerializer(page, many=True).data)
 
     @extend_schema(
@@ -138,9 +150,12 @@ class MessageListCreate(GenericAPIView):
             receiver_id=data.get("receiver_id"),
             room_id=data.get("room_id"),
             client_msg_id=data.get("client_msg_id"),
+            attachment_ids=data["attachment_ids"],
         )
         if result.error == "not_found":
             raise NotFound
+        if result.error == "invalid_message":
+            raise serializers.ValidationError({"attachment_ids": [ATTACHMENTS_REFUSED]})
         if not result.ok:
             raise APIException
         sent = MessageSentSerializer(
@@ -154,6 +169,56 @@ class MessageListCreate(GenericAPIView):
         return Response(
             sent.data, status=status.HTTP_200_OK if result.duplicate else status.HTTP_201_CREATED
         )
+
+
+class MessageDetail(APIView):
+    """Edit or delete one's own message (SPEC §11); anyone else's is a 404."""
+
+    @extend_schema(
+        request=MessageEditSerializer,
+        responses={
+            200: MessageSerializer,
+            400: None,
+            404: None,
+            409: OpenApiResponse(description="past QW_EDIT_WINDOW_SECONDS"),
+        },
+    )
+    def patch(self, request, message_id: int):
+        """Replace the text (the sender, within the edit window); every device sees it."""
+        edit = MessageEditSerializer(data=request.data)
+        edit.is_valid(raise_exception=True)
+        try:
+            message_edit(
+                user_id=request.user.id,
+                message_id=message_id,
+                content=edit.validated_data["content"],
+            )
+        except DomainNotFound:
+            raise NotFound from None
+        except EditWindowClosed as closed:
+            raise Conflict(closed.message) from None
+        return Response(
+            MessageSerializer(selectors.message_with_extras(message_id=message_id)).data
+        )
+
+    @extend_schema(request=None, responses={204: None, 404: None})
+    def delete(self, request, message_id: int):
+        """Delete (the sender at any time, or staff): it leaves every history and replay."""
+        try:
+            message_delete(
+                user_id=request.user.id, is_staff=request.user.is_staff, message_id=message_id
+            )
+        except DomainNotFound:
+            raise NotFound from None
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class Unread(APIView):
+    @extend_schema(responses=UnreadSerializer)
+    def get(self, request):
+        """Unread messages across all conversations, and those that mention me."""
+        total, mentions = selectors.unread_counts(user_id=request.user.id)
+        return Response(UnreadSerializer({"total": total, "mentions": mentions}).data)
 
 
 class MessageRead(APIView):

@@ -5,10 +5,14 @@ class ChatConfig(AppConfig):
     name = "chat"
 
     def ready(self) -> None:
-        from chat import events, handlers, selectors
+        from chat import attachments, edits, events, handlers, selectors
         from realtime import registry
 
         registry.register_durable_event_types(*events.DURABLE_EVENT_TYPES)
+        registry.register_event_rewriter(edits.replayed_events)
+        registry.register_pruner(
+            lambda: f"deleted {attachments.attachments_prune()} unattached uploads"
+        )
         registry.register_frame_handlers(handlers.HANDLERS)
         registry.register_subscription_kind(
             "room",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -11,7 +11,15 @@ from realtime.frames import iso
 CHAT_MESSAGE = "chat_message"
 MESSAGE_STATUS = "message_status"
 MESSAGE_DELETED = "message_deleted"
-DURABLE_EVENT_TYPES = (CHAT_MESSAGE, MESSAGE_STATUS, MESSAGE_DELETED)
+MESSAGE_UPDATED = "message_updated"
+CONVERSATION_READ = "conversation_read"
+DURABLE_EVENT_TYPES = (
+    CHAT_MESSAGE,
+    MESSAGE_STATUS,
+    MESSAGE_DELETED,
+    MESSAGE_UPDATED,
+    CONVERSATION_READ,
+)
 
 
 def room_group(room_id: int) -> str:
@@ -27,6 +35,8 @@ def chat_message_payload(
     content: str,
     client_msg_id: str | None,
     created_at: datetime,
+    attachments: Sequence[dict[str, Any]] = (),
+    mentions: Sequence[int] = (),
 ) -> dict[str, Any]:
     payload: dict[str, Any] = {"message_id": message_id, "sender_id": sender_id}
     if receiver_id is not None:
@@ -38,6 +48,8 @@ def chat_message_payload(
             "content": content,
             "timestamp": iso(created_at),
             "client_msg_id": client_msg_id,
+            "attachments": list(attachments),
+            "mentions": list(mentions),
         }
     )
     return payload
@@ -56,3 +68,26 @@ def message_status_payload(
     *, message_id: int, status: str, by: int, at: datetime
 ) -> dict[str, Any]:
     return {"message_id": message_id, "status": status, "by": by, "timestamp": iso(at)}
+
+
+def message_updated_payload(
+    *, message_id: int, content: str, edited_at: datetime, mentions: Sequence[int]
+) -> dict[str, Any]:
+    return {
+        "message_id": message_id,
+        "content": content,
+        "edited_at": iso(edited_at),
+        "mentions": list(mentions),
+    }
+
+
+def message_deleted_payload(*, message_id: int) -> dict[str, Any]:
+    return {"message_id": message_id}
+
+
+def conversation_read_payload(
+    *, counterpart_id: int | None, room_id: int | None, last_read_message_id: int
+) -> dict[str, Any]:
+    """Sent to the reader's own devices: the badge of that conversation is cleared up to here."""
+    where = {"with": counterpart_id} if counterpart_id is not None else {"room": room_id}
+    return {**where, "last_read_message_id": last_read_message_id}

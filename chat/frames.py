@@ -36,3 +36,24 @@ def one_target(frame: dict[str, Any]) -> tuple[int | None, int | None]:
     if (receiver_id is None) == (room_id is None):
         raise FrameError("invalid_message", "give exactly one of 'receiver_id' or 'room_id'")
     return receiver_id, room_id
+
+
+def optional_attachment_ids(frame: dict[str, Any], *, limit: int) -> tuple[int, ...]:
+    """`attachment_ids`: a list of at most `limit` distinct positive ids (SPEC §11)."""
+    value = frame.get("attachment_ids")
+    if value is None:
+        return ()
+    if (
+        not isinstance(value, list)
+        or len(value) > limit
+        or not all(
+            isinstance(item, int) and not isinstance(item, bool) and 0 < item < 2**63
+            for item in value
+        )
+        or len(set(value)) != len(value)
+    ):
+        raise FrameError(
+            "invalid_message",
+            f"'attachment_ids' must be a list of at most {limit} distinct attachment ids",
+        )
+    return tuple(value)

@@ -7,7 +7,8 @@ from typing import Any
 
 from django.conf import settings
 
-from chat.frames import one_target, optional_client_msg_id
+from chat.attachments import MAX_ATTACHMENTS_PER_MESSAGE
+from chat.frames import one_target, optional_attachment_ids, optional_client_msg_id
 from chat.selectors import room_member_ids
 from chat.services import (
     SendRequest,
@@ -26,6 +27,7 @@ ERROR_MESSAGES = {
     "rate_limited": "too many messages",
     "not_found": "no such receiver or room",
     "server_error": "the message could not be stored",
+    "invalid_message": "every attachment must be your own upload that is not sent yet",
 }
 
 
@@ -34,6 +36,7 @@ async def chat_message(consumer, frame: dict[str, Any]) -> None:
     try:
         receiver_id, room_id = one_target(frame)
         content = clean_content(frame.get("content"))
+        attachment_ids = optional_attachment_ids(frame, limit=MAX_ATTACHMENTS_PER_MESSAGE)
     except FrameError as error:
         error.ref = client_msg_id
         raise
@@ -46,6 +49,7 @@ async def chat_message(consumer, frame: dict[str, Any]) -> None:
             receiver_id=receiver_id,
             room_id=room_id,
             client_msg_id=client_msg_id,
+            attachment_ids=attachment_ids,
         )
     )
     if result.error == "user_inactive":  # deleted or deactivated a moment ago

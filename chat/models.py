@@ -1,3 +1,5 @@
+import uuid
+
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
@@ -55,6 +57,11 @@ class ChatMessage(models.Model):
     delivered_at = models.DateTimeField(null=True, blank=True)
     read_at = models.DateTimeField(null=True, blank=True)
     is_hidden = models.BooleanField(default=False)
+    edited_at = models.DateTimeField(null=True, blank=True)
+    # Set when the sender (or staff) deleted it: the content is erased and the
+    # message is hidden for good; the row stays so a resend of its
+    # client_msg_id is still answered as a duplicate, never stored again.
+    deleted_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
@@ -93,6 +100,61 @@ class ChatMessage(models.Model):
 
     def __str__(self) -> str:
         return f"message {self.pk} from {self.sender_id}"
+
+
+def attachment_path(attachment: "Attachment", filename: str) -> str:
+    """A random storage name: the uploader's file name is shown, never used as a path."""
+    return f"attachments/{uuid.uuid4().hex}"
+
+
+class Attachment(models.Model):
+    """An uploaded file; unattached (message NULL) until a message of its uploader carries it."""
+
+    uploader = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
+    )
+    message = models.ForeignKey(
+        ChatMessage, on_delete=models.CASCADE, null=True, related_name="attachments"
+    )
+    file = models.FileField(upload_to=attachment_path, max_length=200)
+    name = models.CharField(max_length=255)
+    size = models.BigIntegerField()
+    content_type = models.CharField(max_length=127)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [
+            # The daily prune reads only the unattached ones.
+            models.Index(
+                fields=["created_at"],
+                condition=Q(message__isnull=True),
+                name="chat_attachment_unattached_idx",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"attachment {self.pk} ({self.name})"
+
+
+class MessageMention(models.Model):
+    """`@username` of a room member in a room message (SPEC §11)."""
+
+    message = models.ForeignKey(ChatMessage, on_delete=models.CASCADE, related_name="mentions")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="+")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["message", "user"], name="chat_mention_unique")
+        ]
+        indexes = [
+            # Unread mentions: per room of the user, those after the last read
+            # message, a range scan that costs what is unread.
+            models.Index(fields=["user", "room", "message"], name="chat_mention_unread_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"user {self.user_id} in message {self.message_id}"
 
 
 class ConversationState(models.Model):

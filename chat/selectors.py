@@ -7,10 +7,23 @@ from datetime import datetime
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
+from django.db import connection
 from django.db.models import Prefetch, Q, QuerySet
 from django.db.models.functions import Greatest, Least
 
-from chat.models import ChatMessage, ConversationState, Room, RoomMembership
+from chat.models import (
+    Attachment,
+    ChatMessage,
+    ConversationState,
+    MessageMention,
+    Room,
+    RoomMembership,
+)
+
+_STATE = ConversationState._meta.db_table
+_MEMBERSHIPS = RoomMembership._meta.db_table
+_MENTIONS = MessageMention._meta.db_table
+_MESSAGES = ChatMessage._meta.db_table
 
 
 def user_is_room_member(*, user_id: int, room_id: int) -> bool:
@@ -94,6 +107,43 @@ def room_messages(*, room_id: int) -> QuerySet[ChatMessage]:
     return ChatMessage.objects.filter(room_id=room_id, is_hidden=False).order_by("-id")
 
 
+_EXTRAS = (
+    Prefetch("attachments", queryset=Attachment.objects.order_by("id")),
+    Prefetch("mentions", queryset=MessageMention.objects.only("id", "message_id", "user_id")),
+)
+
+
+def with_extras(messages: QuerySet[ChatMessage]) -> QuerySet[ChatMessage]:
+    """Messages as payloads show them: attachments and mentions, two queries per page."""
+    return messages.prefetch_related(*_EXTRAS)
+
+
+def message_with_extras(*, message_id: int) -> ChatMessage:
+    return with_extras(ChatMessage.objects.filter(id=message_id)).get()
+
+
+def unread_counts(*, user_id: int) -> tuple[int, int]:
+    """(unread messages, those that mention me), in one statement.
+
+    The total is the sum of the conversation state's counters (a row per
+    conversation); the mentions are the user's mention rows after each room's
+    last read message, an index range per room (chat_mention_unread_idx):
+    neither reads the history.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT (SELECT COALESCE(SUM(unread_count), 0) FROM {_STATE} WHERE user_id = %s), "
+            f"(SELECT COUNT(*) FROM {_MEMBERSHIPS} rm JOIN {_MENTIONS} mm "
+            "ON mm.user_id = rm.user_id AND mm.room_id = rm.room_id "
+            "AND mm.message_id > rm.last_read_message_id "
+            f"JOIN {_MESSAGES} m ON m.id = mm.message_id AND NOT m.is_hidden "
+            "WHERE rm.user_id = %s)",
+            [user_id, user_id],
+        )
+        total, mentions = cursor.fetchone()
+    return int(total), int(mentions)
+
+
 @dataclass(frozen=True)
 class Conversation:
     """A 1:1 counterpart (`user`) or a room, with its last visible message."""
@@ -126,6 +176,9 @@ def conversations_of_user(*, user_id: int) -> list[Conversation]:
         ConversationState.objects.filter(user_id=user_id)
         .filter(Q(room__isnull=False) | Q(last_message__isnull=False))
         .select_related("counterpart", "room", "last_message")
+        .prefetch_related(
+            *(Prefetch(f"last_message__{p.prefetch_through}", p.queryset) for p in _EXTRAS)
+        )
     )
     conversations = []
     for state in states:

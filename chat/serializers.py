@@ -8,6 +8,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from accounts.api import UserBriefSerializer
+from chat.attachments import MAX_ATTACHMENTS_PER_MESSAGE, attachment_url
 from chat.selectors import user_exists
 from chat.services import CONTROL_CHARS, clean_content
 from realtime.domain_errors import ContentInvalid, ContentNotText, ContentTooLarge
@@ -62,8 +63,24 @@ class ContentField(serializers.Field):
         return value
 
 
+class AttachmentSerializer(serializers.Serializer):
+    """An uploaded file as every message payload lists it; `url` is a fresh signed link."""
+
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    size = serializers.IntegerField()
+    content_type = serializers.CharField()
+    url = serializers.SerializerMethodField()
+
+    def get_url(self, attachment) -> str:
+        return attachment_url(attachment.id)
+
+
 class MessageSerializer(serializers.Serializer):
-    """One stored message; field names follow the `chat_message` frame."""
+    """One stored message; field names follow the `chat_message` frame.
+
+    Read with `attachments` and `mentions` prefetched (selectors.with_extras).
+    """
 
     message_id = serializers.IntegerField(source="id")
     sender_id = serializers.IntegerField()
@@ -74,6 +91,12 @@ class MessageSerializer(serializers.Serializer):
     timestamp = serializers.DateTimeField(source="created_at")
     delivered_at = serializers.DateTimeField(allow_null=True)
     read_at = serializers.DateTimeField(allow_null=True)
+    edited_at = serializers.DateTimeField(allow_null=True)
+    attachments = AttachmentSerializer(many=True, source="attachments.all")
+    mentions = serializers.SerializerMethodField()
+
+    def get_mentions(self, message) -> list[int]:
+        return sorted(mention.user_id for mention in message.mentions.all())
 
 
 class MessageSendSerializer(serializers.Serializer):
@@ -85,11 +108,38 @@ class MessageSendSerializer(serializers.Serializer):
     client_msg_id = StrictCharField(
         required=False, allow_null=True, min_length=1, max_length=64, trim_whitespace=False
     )
+    attachment_ids = serializers.ListField(
+        child=serializers.IntegerField(min_value=1, max_value=2**63 - 1),
+        required=False,
+        default=list,
+        max_length=MAX_ATTACHMENTS_PER_MESSAGE,
+        help_text="ids of the sender's own uploads not yet sent (POST /api/chat/attachments/)",
+    )
+
+    def validate_attachment_ids(self, value: list[int]) -> list[int]:
+        if len(set(value)) != len(value):
+            raise serializers.ValidationError("An attachment can be sent only once.")
+        return value
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if sum(attrs.get(name) is not None for name in self.exactly_one_of) != 1:
             raise serializers.ValidationError("Give exactly one of 'receiver_id' or 'room_id'.")
         return attrs
+
+
+class MessageEditSerializer(serializers.Serializer):
+    content = ContentField()
+
+
+class AttachmentUploadSerializer(serializers.Serializer):
+    """multipart/form-data with the file in the field `file` (the schema of the upload)."""
+
+    file = serializers.FileField()
+
+
+class UnreadSerializer(serializers.Serializer):
+    total = serializers.IntegerField(help_text="unread messages across all conversations")
+    mentions = serializers.IntegerField(help_text="those of them that mention me")
 
 
 class MessageSentSerializer(serializers.Serializer):

@@ -13,6 +13,19 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from chat import events
+from chat.attachments import (
+    StoredFile,
+    attachments_attach,
+    attachments_delete_of_messages,
+    attachments_lock,
+    claimable,
+)
+from chat.mentions import (
+    MentionRequest,
+    mention_notifications_delete,
+    mentions_record,
+    mentions_resolve,
+)
 from chat.models import ChatMessage, Room, RoomMembership
 from chat.state import (
     state_after_hide,
@@ -63,6 +76,8 @@ class SendRequest:
     receiver_id: int | None = None
     room_id: int | None = None
     client_msg_id: str | None = None
+    # Uploads of the sender not yet attached (chat.attachments), at most 10.
+    attachment_ids: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -80,6 +95,8 @@ class SendResult:
 
 
 NOT_FOUND = SendResult(error="not_found")
+# An attachment id that is not the sender's own upload waiting to be sent.
+ATTACHMENTS_REFUSED = SendResult(error="invalid_message")
 # Not a protocol error code: the socket of a deleted or deactivated user is closed (4003).
 SENDER_INACTIVE = SendResult(error="user_inactive")
 _MESSAGES = ChatMessage._meta.db_table
@@ -170,6 +187,8 @@ def messages_send_batch(requests: Sequence[SendRequest]) -> list[SendResult]:
                 accepted.append(index)
             else:
                 results[index] = NOT_FOUND
+        files = _claim_attachments(requests, accepted, results)
+        accepted = [index for index in accepted if results[index] is None]
         if not accepted:
             return results  # type: ignore[return-value]
 
@@ -186,6 +205,8 @@ def messages_send_batch(requests: Sequence[SendRequest]) -> list[SendResult]:
         anonymous = iter(mid for mid, _sender, cmid in inserted if cmid is None)
         new_messages: list[tuple[int, SendRequest]] = []
         duplicates: list[int] = []
+        claims: list[tuple[int, tuple[int, ...]]] = []
+        payload_files: dict[int, list[dict]] = {}
         for index in accepted:
             request = requests[index]
             if request.client_msg_id is None:
@@ -197,6 +218,9 @@ def messages_send_batch(requests: Sequence[SendRequest]) -> list[SendResult]:
             else:
                 new_messages.append((message_id, request))
                 results[index] = SendResult(message_id=message_id, created_at=now)
+                if index in files:
+                    claims.append((message_id, request.attachment_ids))
+                    payload_files[message_id] = [stored.payload() for stored in files[index]]
 
         if duplicates:
             originals = {
@@ -229,6 +253,18 @@ def messages_send_batch(requests: Sequence[SendRequest]) -> list[SendResult]:
             room_members=room_members,
             now=now,
         )
+        attachments_attach(claims)
+        room_sends = [(mid, r) for mid, r in new_messages if r.room_id is not None]
+        mentioned = dict(
+            zip(
+                [mid for mid, _ in room_sends],
+                mentions_resolve(
+                    [MentionRequest(r.sender_id, r.room_id, r.content) for _, r in room_sends],
+                    room_members,
+                ),
+                strict=True,
+            )
+        )
         record_events(
             DurableEvent(
                 type=events.CHAT_MESSAGE,
@@ -240,6 +276,8 @@ def messages_send_batch(requests: Sequence[SendRequest]) -> list[SendResult]:
                     content=request.content,
                     client_msg_id=request.client_msg_id,
                     created_at=now,
+                    attachments=payload_files.get(message_id, ()),
+                    mentions=mentioned.get(message_id, ()),
                 ),
                 user_ids=events.chat_message_recipients(
                     sender_id=request.sender_id,
@@ -249,7 +287,61 @@ def messages_send_batch(requests: Sequence[SendRequest]) -> list[SendResult]:
             )
             for message_id, request in new_messages
         )
+        mentions_record(
+            (mid, MentionRequest(r.sender_id, r.room_id, r.content), mentioned[mid])
+            for mid, r in room_sends
+        )
     return results  # type: ignore[return-value]
+
+
+def _claim_attachments(
+    requests: Sequence[SendRequest], accepted: list[int], results: list[SendResult | None]
+) -> dict[int, list[StoredFile]]:
+    """Lock the uploads the accepted requests name; refuse a request naming any other id.
+
+    A refused request that repeats a stored client_msg_id is the resend of a
+    message that already took its uploads: it is answered as a duplicate.
+    """
+    wanted = [index for index in accepted if requests[index].attachment_ids]
+    if not wanted:
+        return {}
+    locked = attachments_lock(
+        attachment_id for index in wanted for attachment_id in requests[index].attachment_ids
+    )
+    files: dict[int, list[StoredFile]] = {}
+    taken: set[int] = set()
+    refused: list[int] = []
+    for index in wanted:
+        request = requests[index]
+        claimed = claimable(
+            locked, sender_id=request.sender_id, attachment_ids=request.attachment_ids
+        )
+        if claimed is None or taken & set(request.attachment_ids):
+            refused.append(index)
+            continue
+        taken.update(request.attachment_ids)
+        files[index] = claimed
+    resent = [requests[index] for index in refused if requests[index].client_msg_id is not None]
+    originals = (
+        {
+            (sender, cmid): (mid, created)
+            for mid, sender, cmid, created in ChatMessage.objects.filter(
+                sender_id__in={r.sender_id for r in resent},
+                client_msg_id__in={r.client_msg_id for r in resent},
+            ).values_list("id", "sender_id", "client_msg_id", "created_at")
+        }
+        if resent
+        else {}
+    )
+    for index in refused:
+        request = requests[index]
+        found = originals.get((request.sender_id, request.client_msg_id))
+        results[index] = (
+            SendResult(message_id=found[0], created_at=found[1], duplicate=True)
+            if found
+            else ATTACHMENTS_REFUSED
+        )
+    return files
 
 
 def message_send(
@@ -259,6 +351,7 @@ def message_send(
     receiver_id: int | None = None,
     room_id: int | None = None,
     client_msg_id: str | None = None,
+    attachment_ids: Sequence[int] = (),
 ) -> SendResult:
     """Send one message (REST, admin, shell): the same rules as the socket."""
     request = SendRequest(
@@ -267,6 +360,7 @@ def message_send(
         receiver_id=receiver_id,
         room_id=room_id,
         client_msg_id=client_msg_id,
+        attachment_ids=tuple(attachment_ids),
     )
     return messages_send_batch([request])[0]
 
@@ -367,15 +461,30 @@ def message_mark_read(*, user_id: int, message_id: int) -> bool:
                 .values_list("sender_id", "id")
             ):
                 latest_by_sender[sender_id] = max(latest_by_sender[sender_id], mid)
+        # The reader's other devices clear the conversation's badge (SPEC §11).
+        read_event = DurableEvent(
+            type=events.CONVERSATION_READ,
+            payload=events.conversation_read_payload(
+                counterpart_id=message.sender_id if message.receiver_id is not None else None,
+                room_id=message.room_id,
+                last_read_message_id=message_id,
+            ),
+            user_ids=[user_id],
+        )
         record_events(
-            DurableEvent(
-                type=events.MESSAGE_STATUS,
-                payload=events.message_status_payload(
-                    message_id=latest_id, status="read", by=user_id, at=now
+            [
+                *(
+                    DurableEvent(
+                        type=events.MESSAGE_STATUS,
+                        payload=events.message_status_payload(
+                            message_id=latest_id, status="read", by=user_id, at=now
+                        ),
+                        user_ids=[sender_id],
+                    )
+                    for sender_id, latest_id in latest_by_sender.items()
                 ),
-                user_ids=[sender_id],
-            )
-            for sender_id, latest_id in latest_by_sender.items()
+                read_event,
+            ]
         )
     return True
 
@@ -421,8 +530,15 @@ def room_remove_member(*, room: Room, user_id: int) -> bool:
     return bool(deleted)
 
 
-def messages_hide(*, message_ids: Sequence[int]) -> int:
-    """Moderation: hide messages and tell both sides (durable `message_deleted`)."""
+def messages_hide(*, message_ids: Sequence[int], erase: bool = False) -> int:
+    """Hide messages and tell every participant (durable `message_deleted`).
+
+    Moderation hides (the content stays for the record); a delete (`erase`)
+    also wipes the content and removes the files. Either way the message
+    leaves history, the conversation list and every replay (chat.replay),
+    and its mention notifications go with it.
+    """
+    now = timezone.now()
     with transaction.atomic():
         # Rooms first, FOR UPDATE and in id order as every room lock is taken:
         # their unread counts are recomputed below with no send in flight.
@@ -435,11 +551,18 @@ def messages_hide(*, message_ids: Sequence[int]) -> int:
         messages = list(
             ChatMessage.objects.select_for_update()
             .filter(id__in=message_ids, is_hidden=False)
+            .order_by("id")
             .values_list("id", "sender_id", "receiver_id", "room_id", "read_at")
         )
         if not messages:
             return 0
-        ChatMessage.objects.filter(id__in=[m[0] for m in messages]).update(is_hidden=True)
+        hidden_ids = [m[0] for m in messages]
+        changes: dict[str, object] = {"is_hidden": True}
+        if erase:
+            changes.update(content="", deleted_at=now)
+            attachments_delete_of_messages(hidden_ids)
+        ChatMessage.objects.filter(id__in=hidden_ids).update(**changes)
+        mention_notifications_delete(messages=[(m[0], m[3]) for m in messages if m[3] is not None])
         state_after_hide(
             [
                 (message_id, sender_id, receiver_id, room_id, read_at is None)
@@ -454,7 +577,7 @@ def messages_hide(*, message_ids: Sequence[int]) -> int:
         record_events(
             DurableEvent(
                 type=events.MESSAGE_DELETED,
-                payload={"message_id": message_id},
+                payload=events.message_deleted_payload(message_id=message_id),
                 user_ids=events.chat_message_recipients(
                     sender_id=sender_id,
                     receiver_id=receiver_id,

@@ -248,6 +248,42 @@ DAPHNE_WEBSOCKET_MAX_FRAME_SIZE = QW_MAX_FRAME_BYTES
 # empty for a process exposed with no proxy in front.
 QW_TRUSTED_PROXIES = env.list("QW_TRUSTED_PROXIES", default=["127.0.0.1", "::1"])
 
+# --- Chat as people use it (SPEC §11) ----------------------------------------
+QW_EDIT_WINDOW_SECONDS = env.int("QW_EDIT_WINDOW_SECONDS", default=3600)
+QW_ATTACHMENT_MAX_BYTES = env.int("QW_ATTACHMENT_MAX_BYTES", default=10 * 1024 * 1024)
+QW_ATTACHMENT_URL_SECONDS = env.int("QW_ATTACHMENT_URL_SECONDS", default=300)
+# Files the process keeps (attachments in the embedded default).
+QW_DATA_DIR = Path(env.str("QW_DATA_DIR", default=str(BASE_DIR / "data")))
+# Uploads over 256 KiB go to a temporary file while they arrive, not to memory.
+FILE_UPLOAD_MAX_MEMORY_SIZE = 256 * 1024
+QW_S3_BUCKET = env.str("QW_S3_BUCKET", default="")
+if QW_S3_BUCKET:
+    # Any S3-compatible service (AWS, MinIO, Ceph, R2) through django-storages.
+    # Files are private: downloads go through the signed links of chat.attachments.
+    _default_storage = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": QW_S3_BUCKET,
+            "endpoint_url": env.str("QW_S3_ENDPOINT_URL", default="") or None,
+            "region_name": env.str("QW_S3_REGION", default="") or None,
+            "access_key": env.str("QW_S3_ACCESS_KEY_ID", default="") or None,
+            "secret_key": env.str("QW_S3_SECRET_ACCESS_KEY", default="") or None,
+            "location": env.str("QW_S3_PREFIX", default=""),
+            "default_acl": None,
+            "querystring_auth": True,
+            "file_overwrite": False,
+        },
+    }
+else:
+    _default_storage = {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": QW_DATA_DIR / "media"},
+    }
+STORAGES = {
+    "default": _default_storage,
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+
 # --- i18n / static -----------------------------------------------------------
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

@@ -5,6 +5,7 @@ same values, this makes a bare `pytest` behave the same way.
 """
 
 import os
+import tempfile
 
 # The role scripts/ensure_services.sh creates (`make test` runs it first).
 os.environ.setdefault("DATABASE_URL", "postgres://qw:qw-test-only@127.0.0.1:5432/qw")
@@ -14,6 +15,9 @@ os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production-use-0123
 os.environ.setdefault("QW_DB_POOL", "0")
 # A prefix of its own per run: parallel runs and leftovers never meet.
 os.environ.setdefault("QW_CHANNEL_PREFIX", f"qwtest{os.getpid()}")
+# Uploaded files of this run (and of the server processes it starts) in a
+# directory of its own, never in the work tree.
+os.environ.setdefault("QW_DATA_DIR", tempfile.mkdtemp(prefix="qwtest-data-"))
 
 from quantumworks.settings import *
 

@@ -6,6 +6,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.generics import ListAPIView
 
+from realtime import registry
 from realtime.models import Event
 from realtime.rest.openapi import QuerySerializer
 from realtime.rest.pagination import IntegerCursorPagination
@@ -38,6 +39,14 @@ class EventList(ListAPIView):
     @extend_schema(parameters=[EventsQuerySerializer])
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
+
+    def paginate_queryset(self, queryset):
+        """The page as the socket would replay it: the apps' rewriters applied."""
+        page = super().paginate_queryset(queryset)
+        rows = registry.rewrite_events([(event.seq, event.type, event.payload) for event in page])
+        for event, (_, event_type, payload) in zip(page, rows, strict=True):
+            event.type, event.payload = event_type, payload
+        return page
 
     def get_queryset(self):
         query = EventsQuerySerializer(data=self.request.query_params)

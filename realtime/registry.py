@@ -57,6 +57,16 @@ class ConnectRead:
 # name → read; the results are in `consumer.connect_reads[name]` before the
 # `socket_opened` hooks run.
 connect_reads: dict[str, ConnectRead] = {}
+# Stored events on their way out of the database (replay, gap repair,
+# GET /api/events/), in registration order: each takes and returns
+# [(seq, type, payload)], one seq for one seq (the sequence stays gap-free).
+# How an app keeps what it has since withdrawn (a deleted message) from
+# coming back, without the core knowing what the payloads mean.
+EventRows = list[tuple[int, str, dict[str, Any]]]
+event_rewriters: list[Callable[[EventRows], EventRows]] = []
+# Daily clean-ups `manage.py prune_events` runs after pruning the inbox: each
+# deletes what its app no longer needs and returns a line for the log.
+pruners: list[Callable[[], str]] = []
 # The apps' URL modules, included by the root urlconf.
 url_patterns: list[Any] = []
 
@@ -102,6 +112,21 @@ def register_connect_read(
 async def run_hooks(hooks: list[ConnectionHook], consumer: Any) -> None:
     for hook in hooks:
         await hook(consumer)
+
+
+def register_event_rewriter(rewrite: Callable[[EventRows], EventRows]) -> None:
+    event_rewriters.append(rewrite)
+
+
+def rewrite_events(rows: EventRows) -> EventRows:
+    for rewrite in event_rewriters:
+        if rows:
+            rows = rewrite(rows)
+    return rows
+
+
+def register_pruner(prune: Callable[[], str]) -> None:
+    pruners.append(prune)
 
 
 def register_urls(prefix: str, module: str) -> None:

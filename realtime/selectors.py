@@ -12,6 +12,7 @@ from django.db import connection
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from realtime import registry
 from realtime.models import Event, UserInbox
 
 if TYPE_CHECKING:  # the project's user model (AUTH_USER_MODEL is Django's default)
@@ -45,12 +46,14 @@ def events_after(
 ) -> list[tuple[int, str, dict[str, Any]]]:
     """At most `limit` events with seq > after_seq (and ≤ upto_seq), oldest first.
 
-    Served by the (user, seq) unique index: one range scan per batch.
+    Served by the (user, seq) unique index: one range scan per batch. The
+    apps' rewriters see the rows before anyone else (realtime.registry).
     """
     queryset = Event.objects.filter(user_id=user_id, seq__gt=after_seq)
     if upto_seq is not None:
         queryset = queryset.filter(seq__lte=upto_seq)
-    return list(queryset.order_by("seq").values_list("seq", "type", "payload")[:limit])
+    rows = list(queryset.order_by("seq").values_list("seq", "type", "payload")[:limit])
+    return registry.rewrite_events(rows)
 
 
 def retention_cutoff() -> datetime:

@@ -86,6 +86,9 @@ def test_conversations_list_counterparts_and_rooms_newest_first_with_unread(trio
         "timestamp": stored.created_at.isoformat().replace("+00:00", "Z"),
         "delivered_at": None,
         "read_at": None,
+        "edited_at": None,
+        "attachments": [],
+        "mentions": [],
     }
 
 
@@ -155,8 +158,9 @@ def test_conversations_query_count_does_not_grow_with_conversations(make_user):
         assert len(response.json()) == expected
         counts[expected] = len(queries)
 
-    # the user lookup, then one read of the conversation state (with the last messages)
-    assert counts == {2: 2, 20: 2}
+    # the user lookup, one read of the conversation state (with the last messages),
+    # then the last messages' attachments and mentions (SPEC §11), one query each
+    assert counts == {2: 4, 20: 4}
 
 
 def test_conversations_need_a_token(api_client):
@@ -306,6 +310,8 @@ async def test_rest_send_reaches_receiver_and_sender_sockets(amake_user, open_so
             "content": "hi bob",
             "timestamp": sent["timestamp"],
             "client_msg_id": "r-1",
+            "attachments": [],
+            "mentions": [],
         }
 
 

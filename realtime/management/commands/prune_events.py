@@ -2,11 +2,13 @@
 
 A client resuming from before the oldest kept event gets `resync_required`
 and refetches over REST. Deletes in chunks so a large backlog never holds one
-long transaction.
+long transaction. Then the apps' own clean-ups (realtime.registry.pruners),
+e.g. chat's uploads never attached to a message.
 """
 
 from django.core.management.base import BaseCommand
 
+from realtime import registry
 from realtime.models import Event
 from realtime.selectors import retention_cutoff
 
@@ -28,3 +30,5 @@ class Command(BaseCommand):
                 break
             total += Event.objects.filter(id__in=ids).delete()[0]
         self.stdout.write(f"deleted {total} events older than {cutoff.isoformat()}")
+        for prune in registry.pruners:
+            self.stdout.write(prune())
