@@ -150,3 +150,85 @@ async def test_concurrent_sends_are_stored_in_one_transaction(pair):
     assert await sync_to_async(ChatMessage.objects.filter(sender=alice).count)() == 20
     assert costs.commits == 1
     assert len(costs.queries) == QUERIES_PER_BATCH, costs.queries
+
+
+# --- SPEC §11: what an edit, a delete and a send with attachments cost -------------------
+async def quiet(socket) -> None:
+    """Let the connects' own work (presence, subscriptions) finish before counting."""
+    await socket.send({"type": "ping"})
+    await socket.receive_type("pong")
+    with counting() as costs:
+        await settle(costs, "redis_commands")
+
+
+async def _upload(user, name: str, data: bytes) -> int:
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from chat.attachments import attachment_create
+
+    upload = SimpleUploadedFile(name, data)
+    return (await sync_to_async(attachment_create)(uploader_id=user.id, upload=upload)).id
+
+
+async def test_a_send_with_two_attachments_costs_two_statements_more(pair, open_socket):
+    alice, bob = pair
+    ids = [
+        await _upload(alice, "a.png", b"\x89PNG\r\n\x1a\n" + b"0" * 64),
+        await _upload(alice, "b.txt", b"notes"),
+    ]
+    alice_socket = await open_socket(token=token_for(alice))
+    bob_socket = await open_socket(token=token_for(bob))
+    # one plain message first: the rate limiter's Redis connection is opened once per process
+    await alice_socket.send({"type": "chat_message", "receiver_id": bob.id, "content": "warm"})
+    await bob_socket.receive_type("chat_message")
+    await quiet(alice_socket)
+    with counting() as costs:
+        await alice_socket.send(
+            {
+                "type": "chat_message",
+                "receiver_id": bob.id,
+                "content": "files",
+                "attachment_ids": ids,
+            }
+        )
+        await alice_socket.receive_type("message_sent")
+        frame = await bob_socket.receive_type("chat_message")
+        await settle(costs, "redis_commands")
+    assert [a["id"] for a in frame["attachments"]] == ids
+    assert costs.commits == 1
+    # the batch's five, plus the uploads locked (SELECT … FOR UPDATE) and attached (one UPDATE)
+    assert len(costs.queries) == QUERIES_PER_BATCH + 2, costs.queries
+    # the rate limit's script, then one publish per user (sender's other tabs, receiver)
+    assert sorted(costs.redis_commands) == ["EVALSHA", "PUBLISH", "PUBLISH"], costs.redis_commands
+
+
+async def test_an_edit_and_a_delete_cost_fixed_statements_and_one_publish_per_user(
+    pair, open_socket
+):
+    from chat.edits import message_delete, message_edit
+    from chat.services import message_send
+
+    alice, bob = pair
+    sent = await sync_to_async(message_send)(sender_id=alice.id, receiver_id=bob.id, content="a")
+    bob_socket = await open_socket(token=token_for(bob))
+    await quiet(bob_socket)
+    with counting() as edit_costs:
+        await sync_to_async(message_edit)(user_id=alice.id, message_id=sent.message_id, content="b")
+        await bob_socket.receive_type("message_updated")
+        await settle(edit_costs, "redis_commands")
+    with counting() as delete_costs:
+        await sync_to_async(message_delete)(
+            user_id=alice.id, is_staff=False, message_id=sent.message_id
+        )
+        await bob_socket.receive_type("message_deleted")
+        await settle(delete_costs, "redis_commands")
+    # the message locked, updated, the seq upsert, the event insert; one publish per side
+    assert len(edit_costs.queries) == 4, edit_costs.queries
+    assert edit_costs.commits == 1
+    assert edit_costs.redis_commands == ["PUBLISH", "PUBLISH"]
+    # the permission read, the rooms and the message locked, its files read and removed,
+    # the message hidden and erased, each side's conversation state, the seq upsert and
+    # the event insert (with the savepoint of the shared messages_hide around them)
+    assert len(delete_costs.queries) == 12, delete_costs.queries
+    assert delete_costs.commits == 1
+    assert delete_costs.redis_commands == ["PUBLISH", "PUBLISH"]
