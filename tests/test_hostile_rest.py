@@ -29,6 +29,7 @@ BODY_ROUTES = [
     ("post", "/api/auth/token/refresh/"),
     ("post", "/api/auth/logout/"),
     ("post", "/api/chat/messages/"),
+    ("patch", "/api/chat/messages/{message}/"),
     ("post", "/api/chat/rooms/"),
     ("post", "/api/chat/rooms/{room}/members/"),
     ("delete", "/api/chat/rooms/{room}/members/"),
@@ -225,3 +226,80 @@ def test_the_public_docs_ignore_a_bad_token(route, query):
     client = Client(raise_request_exception=False)
     response = client.get(route + query, HTTP_AUTHORIZATION="Bearer garbage")
     assert response.status_code in (200, 404), response.content[:300]
+
+
+# --- SPEC §11 routes ----------------------------------------------------------------------
+def test_a_lone_surrogate_in_an_edit_is_a_400_and_changes_nothing(board, objects):
+    response = authed_client(board.freelancer).patch(
+        f"/api/chat/messages/{objects['message']}/",
+        '{"content": "a\\ud800b"}',
+        content_type="application/json",
+    )
+    assert response.status_code == 400, response.content[:300]
+    assert "surrogate" in response.json()["detail"]
+    assert ChatMessage.objects.get(id=objects["message"]).content == "hi"
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body", "answer"),
+    [
+        (
+            "multipart/form-data",
+            b"--x\r\nbroken",
+            {"detail": "Multipart form parse error - Invalid boundary in multipart: None"},
+        ),
+        (
+            "multipart/form-data; boundary=zzz",
+            b"no parts at all",
+            {"file": ["No file was submitted."]},
+        ),
+        (
+            "multipart/form-data; boundary=zzz",
+            b'--zzz\r\nContent-Disposition: form-data; name="file"\r\n\r\ntext, not a file\r\n--zzz--\r\n',
+            {"file": ["The submitted data was not a file. Check the encoding type on the form."]},
+        ),
+    ],
+)
+def test_a_broken_multipart_upload_is_a_400_and_stores_nothing(board, content_type, body, answer):
+    from chat.models import Attachment
+
+    response = authed_client(board.author).generic(
+        "POST", "/api/chat/attachments/", body, content_type=content_type
+    )
+    assert response.status_code == 400, response.content[:300]
+    assert response.json() == answer
+    assert not Attachment.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("sent_name", "shown_name"),
+    [
+        ("../../etc/passwd", "passwd"),
+        ("..\\..\\boot.ini", "boot.ini"),
+        ("a\x00b\x1b[31m.txt", "ab[31m.txt"),
+        ("", "file"),
+    ],
+)
+def test_an_upload_name_is_only_shown_never_a_path(board, sent_name, shown_name):
+    from chat.models import Attachment
+
+    boundary = "qwboundary"
+    body = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{sent_name}"\r\n'
+        f"Content-Type: text/plain\r\n\r\nhello\r\n--{boundary}--\r\n"
+    ).encode()
+    response = authed_client(board.author).generic(
+        "POST",
+        "/api/chat/attachments/",
+        body,
+        content_type=f"multipart/form-data; boundary={boundary}",
+    )
+    if not sent_name:  # no file name: Django sees a plain field, not a file
+        assert response.status_code == 400
+        assert not Attachment.objects.exists()
+        return
+    assert response.status_code == 201, response.content[:300]
+    assert response.json()["name"] == shown_name
+    stored = Attachment.objects.get()
+    assert stored.file.name.startswith("attachments/")
+    assert "/" not in stored.file.name.removeprefix("attachments/")

@@ -11,11 +11,13 @@ this module does not know fails the test until it is added here.
 from dataclasses import dataclass
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db.models import Max
 from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 
-from chat.models import ChatMessage, Room, RoomMembership
+from chat.attachments import attachment_create
+from chat.models import Attachment, ChatMessage, Room, RoomMembership
 from conftest import authed_client, token_for
 from notifications.models import Notification
 from realtime import registry
@@ -27,12 +29,15 @@ MODEL_OF_PARAM = {
     "notification_id": Notification,
     "project_id": Project,
     "task_id": Task,
+    "attachment_id": Attachment,
 }
+# A download link is its own credential: without a valid one every id is refused alike.
+STATUS_OF_ROUTE = {"api/chat/attachments/<int:attachment_id>/download/": (403,)}
 MODEL_OF_KIND = {"task": Task, "project": Project, "room": Room}
 BODIES = {
     "post": [None, {"user_id": 1}],
     "delete": [None, {"user_id": 1}],
-    "patch": [None, {"status": "in_progress"}],
+    "patch": [None, {"status": "in_progress"}, {"content": "edited"}],
 }
 
 
@@ -91,6 +96,9 @@ def build_world(make_user) -> World:
     in_room = ChatMessage.objects.create(
         sender=owner, room=room, content="x", created_at=timezone.now()
     )
+    sent_file = attachment_create(uploader_id=owner.id, upload=SimpleUploadedFile("a.txt", b"a"))
+    Attachment.objects.filter(id=sent_file.id).update(message=direct)
+    unsent_file = attachment_create(uploader_id=owner.id, upload=SimpleUploadedFile("b.txt", b"b"))
     notification = Notification.objects.create(user=owner, title="t", message="m")
     read = Notification.objects.create(user=other, title="t", message="m", read_at=timezone.now())
     Notification.objects.create(user=neighbour, title="mine", message="m")
@@ -100,6 +108,7 @@ def build_world(make_user) -> World:
         Notification: [notification.id, read.id],
         Project: [lone_project.id],
         Task: [task.id, lone_task.id],
+        Attachment: [sent_file.id, unsent_file.id],
     }
     unknown = {
         model: (model.objects.aggregate(top=Max("id"))["top"] or 0) + 10_000 for model in foreign
@@ -129,7 +138,8 @@ def test_a_foreign_object_answers_like_an_unknown_one_on_every_detail_route(make
                         return response.status_code, response.content
 
                     unknown = ask(world.unknown[model])
-                    assert unknown[0] in (400, 404), (route, method, unknown)
+                    expected = STATUS_OF_ROUTE.get(route, (400, 404))
+                    assert unknown[0] in expected, (route, method, unknown)
                     for foreign_id in world.foreign[model]:
                         pairs += 1
                         if ask(foreign_id) != unknown:
@@ -142,17 +152,23 @@ def test_a_foreign_object_answers_like_an_unknown_one_on_every_detail_route(make
 @pytest.mark.django_db
 def test_a_foreign_object_given_in_a_query_or_body_answers_like_an_unknown_one(make_user):
     world = build_world(make_user)
-    room, project = world.foreign[Room][0], world.foreign[Project][0]
+    receiver = world.viewers[0].id
     requests = [
         ("get", "/api/chat/messages/?room={}", None, Room),
         ("post", "/api/chat/messages/", lambda i: {"room_id": i, "content": "hi"}, Room),
         ("post", "/api/tasks/", lambda i: {"project": i, "title": "t"}, Project),
+        (
+            "post",
+            "/api/chat/messages/",
+            lambda i: {"receiver_id": receiver, "content": "hi", "attachment_ids": [i]},
+            Attachment,
+        ),
     ]
     for viewer in world.viewers:
         client = authed_client(viewer)
         for method, url, body, model in requests:
             answers = []
-            for object_id in (world.unknown[model], room if model is Room else project):
+            for object_id in (world.unknown[model], world.foreign[model][0]):
                 response = getattr(client, method)(
                     url.format(object_id), body and body(object_id), format="json"
                 )
