@@ -14,12 +14,14 @@ import os
 import time
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from chat.attachments import attachment_create
 from chat.models import ChatMessage, Room, RoomMembership
 from conftest import token_for
 from notifications.models import Notification
@@ -110,6 +112,8 @@ FIELDS = [
     "refresh",
     "username",
     "password",
+    "attachment_ids",
+    "file",
 ]
 QUERY_KEYS = [
     "with",
@@ -124,6 +128,7 @@ QUERY_KEYS = [
     "version",
     "lang",
     "last_seq",
+    "token",
 ]
 CONTENT_TYPES = [
     "application/json",
@@ -215,6 +220,8 @@ def world(make_user) -> dict:
     foreign_message = ChatMessage.objects.create(
         sender=other, room=foreign_room, content="x", created_at=now
     )
+    own_file = attachment_create(uploader_id=me.id, upload=SimpleUploadedFile("a.txt", b"a"))
+    foreign_file = attachment_create(uploader_id=other.id, upload=SimpleUploadedFile("b", b"b"))
     own_note = Notification.objects.create(user=me, title="t", message="m")
     foreign_note = Notification.objects.create(user=other, title="t", message="m")
     junk = ["0", "99999999", str(2**63), "9" * 25]
@@ -226,6 +233,7 @@ def world(make_user) -> dict:
             "room_id": [str(own_room.id), str(foreign_room.id), *junk],
             "message_id": [str(own_message.id), str(foreign_message.id), *junk],
             "notification_id": [str(own_note.id), str(foreign_note.id), *junk],
+            "attachment_id": [str(own_file.id), str(foreign_file.id), *junk],
         },
         "user_ids": [me.id, other.id],
     }
