@@ -19,6 +19,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from chat import selectors
+from chat.attachments_api import DetailSerializer
 from chat.edits import EditWindowClosed, message_delete, message_edit
 from chat.serializers import (
     ConversationSerializer,
@@ -180,7 +181,7 @@ class MessageDetail(APIView):
             200: MessageSerializer,
             400: None,
             404: None,
-            409: OpenApiResponse(description="past QW_EDIT_WINDOW_SECONDS"),
+            409: OpenApiResponse(DetailSerializer, description="past QW_EDIT_WINDOW_SECONDS"),
         },
     )
     def patch(self, request, message_id: int):

@@ -10,8 +10,13 @@ from django.core.files.uploadhandler import (
 )
 from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import status
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    inline_serializer,
+)
+from rest_framework import serializers, status
 from rest_framework.exceptions import APIException, NotFound, PermissionDenied
 from rest_framework.parsers import MultiPartParser
 from rest_framework.permissions import AllowAny
@@ -28,6 +33,7 @@ from chat.attachments import (
 )
 from chat.serializers import AttachmentSerializer, AttachmentUploadSerializer
 
+DetailSerializer = inline_serializer("ChatRefusal", {"detail": serializers.CharField()})
 # The multipart envelope around the file (boundaries, part headers): a body
 # this much over the limit may still carry a file within it.
 _ENVELOPE_BYTES = 16 * 1024
@@ -94,7 +100,9 @@ class AttachmentUpload(APIView):
         responses={
             201: AttachmentSerializer,
             400: None,
-            413: OpenApiResponse(description="the file is over QW_ATTACHMENT_MAX_BYTES"),
+            413: OpenApiResponse(
+                DetailSerializer, description="the file is over QW_ATTACHMENT_MAX_BYTES"
+            ),
         },
     )
     def post(self, request):
@@ -130,8 +138,11 @@ class AttachmentDownload(APIView):
             OpenApiParameter("token", str, required=True, description="from the signed `url`")
         ],
         responses={
-            (200, "application/octet-stream"): OpenApiTypes.BINARY,
-            403: OpenApiResponse(description="a forged, altered or expired link"),
+            (200, "*/*"): OpenApiResponse(
+                OpenApiTypes.BINARY,
+                description="the file, as an attachment (Content-Disposition), nosniff",
+            ),
+            403: OpenApiResponse(DetailSerializer, description="a forged, altered or expired link"),
         },
         auth=[],
     )
