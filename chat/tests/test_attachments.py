@@ -18,7 +18,7 @@ from django.utils import timezone
 from chat.models import Attachment, ChatMessage
 from chat.services import message_send, room_create
 from conftest import authed_client, token_for
-from quantumworks.models import Event
+from realtime.models import Event
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

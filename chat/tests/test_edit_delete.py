@@ -9,7 +9,7 @@ from django.db.models import F
 from chat.models import ChatMessage
 from chat.services import message_send, room_create
 from conftest import authed_client, token_for
-from quantumworks.models import Event
+from realtime.models import Event
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -11,7 +11,7 @@ from chat.models import MessageMention
 from chat.services import message_mark_read, message_send, room_create
 from conftest import authed_client, token_for
 from notifications.models import Notification
-from quantumworks.models import Event
+from realtime.models import Event
 
 pytestmark = pytest.mark.django_db(transaction=True)
 UNREAD = "/api/chat/unread/"
