@@ -80,6 +80,11 @@ async function refreshAccess() {
   return "ok";
 }
 
+/** The current access token (for requests `api` cannot make, e.g. an upload with progress). */
+export function accessToken() {
+  return tokens?.access;
+}
+
 /** A REST call with the access token; one refresh and retry on 401; sign-out only when refused. */
 export async function api(path, { method = "GET", body } = {}) {
   const call = () =>

@@ -1,8 +1,9 @@
 // The chat page: conversations, people search, history (newest 50, older on
-// scroll), live messages in server order, typing, ticks, and what was not sent.
+// scroll), live messages in server order, typing, ticks, and what was not sent;
+// edits and deletions in place, files with upload progress, mentions of me (SPEC §11).
 
 import { SendRefused, insertionIndex } from "/static/qw-protocol.js";
-import { api, el, startPage } from "/static/qw-demo.js";
+import { accessToken, api, el, startPage } from "/static/qw-demo.js";
 
 const { rt, me, recentChat } = await startPage();
 const names = new Map(); // user id → username
@@ -103,7 +104,8 @@ function render(m, { pending = false } = {}) {
     node = el(
       "div",
       { className: `msg${mine ? " mine" : ""}` },
-      el("span", { className: "content", text: m.content }), // text, never HTML
+      el("span", { className: "content" }, ...contentNodes(m.content)), // text, never HTML
+      el("div", { className: "files" }),
       el(
         "span",
         { className: "meta" },
@@ -122,7 +124,130 @@ function render(m, { pending = false } = {}) {
   }
   if (fresh || moved) place(node);
   if (mine) tick(node, m.read_at ? "read" : m.delivered_at ? "delivered" : pending ? "pending" : "sent");
+  if (m.attachments) showFiles(node, m.attachments);
+  if (m.mentions) node.classList.toggle("mention-me", m.mentions.includes(me.id));
+  if (m.edited_at) markEdited(node);
+  if (mine && m.message_id) addActions(node, m.message_id);
   return node;
+}
+
+const mentionOfMe = new RegExp(`(@${me.username.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")})(?![\\w.@+-])`, "g");
+
+/** The text as text nodes, a mention of me marked (still text, never HTML). */
+function contentNodes(content) {
+  return (content || "")
+    .split(mentionOfMe)
+    .map((part, index) => (index % 2 ? el("mark", { className: "mention", text: part }) : part));
+}
+
+function sizeText(bytes) {
+  if (bytes < 1024) return `${bytes} B`;
+  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KB`;
+  return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
+}
+
+const PREVIEWED = new Set(["image/png", "image/jpeg", "image/gif", "image/webp"]);
+
+function showFiles(node, attachments) {
+  const files = node.querySelector(".files");
+  files.replaceChildren(
+    ...attachments.map((file) => {
+      const link = el("a", { href: file.url, download: file.name, text: `${file.name} (${sizeText(file.size)})` });
+      if (!PREVIEWED.has(file.content_type)) return link;
+      // The link's signature runs out after a few minutes: the preview is loaded now.
+      return el("div", {}, el("img", { src: file.url, alt: `Preview of ${file.name}` }), link);
+    }),
+  );
+}
+
+function markEdited(node) {
+  if (node.querySelector(".edited")) return;
+  node.querySelector(".meta").prepend(el("span", { className: "edited", text: "edited · " }));
+}
+
+function addActions(node, messageId) {
+  if (node.querySelector(".actions")) return;
+  const edit = el("button", {
+    type: "button",
+    text: "Edit",
+    ariaLabel: "Edit this message",
+    onclick: () => startEdit(node, messageId),
+  });
+  const remove = el("button", { type: "button", text: "Delete", ariaLabel: "Delete this message" });
+  remove.onclick = async () => {
+    // Two steps: the first press asks, the second deletes for everyone.
+    if (remove.dataset.confirm !== "1") {
+      remove.dataset.confirm = "1";
+      remove.textContent = "Delete for everyone?";
+      remove.ariaLabel = "Confirm: delete this message for everyone";
+      return;
+    }
+    const { ok } = await api(`/api/chat/messages/${messageId}/`, { method: "DELETE" });
+    if (ok) forget(messageId);
+    else composerError.textContent = "This message could not be deleted.";
+  };
+  remove.addEventListener("blur", () => {
+    remove.dataset.confirm = "";
+    remove.textContent = "Delete";
+    remove.ariaLabel = "Delete this message";
+  });
+  node.append(el("div", { className: "actions" }, edit, remove));
+}
+
+function forget(messageId) {
+  shown.get(messageId)?.remove();
+  shown.delete(messageId);
+  if (editing?.id === messageId) stopEdit();
+}
+
+// --- editing one's own message: the composer holds its text until saved or cancelled ---------
+let editing = null; // {id, draft}
+const editingLine = document.getElementById("editing");
+
+function startEdit(node, messageId) {
+  if (!editing) editing = { draft: text.value };
+  editing.id = messageId;
+  text.value = node.querySelector(".content").textContent;
+  editingLine.hidden = false;
+  document.getElementById("send").textContent = "Save";
+  text.focus();
+}
+
+function stopEdit() {
+  if (!editing) return;
+  text.value = editing.draft;
+  editing = null;
+  editingLine.hidden = true;
+  document.getElementById("send").textContent = "Send";
+}
+document.getElementById("cancel-edit").addEventListener("click", () => {
+  stopEdit();
+  text.focus();
+});
+
+async function saveEdit() {
+  const { id } = editing;
+  const { ok, status, data } = await api(`/api/chat/messages/${id}/`, {
+    method: "PATCH",
+    body: { content: text.value },
+  });
+  if (ok) {
+    updated({ message_id: id, content: data.content, edited_at: data.edited_at, mentions: data.mentions });
+    stopEdit();
+    return;
+  }
+  composerError.textContent =
+    status === 409
+      ? "Too late to edit: messages can be edited for an hour after sending."
+      : `Not saved: ${data?.content?.[0] || data?.detail || "the server refused the edit"}`;
+}
+
+function updated(u) {
+  const node = shown.get(u.message_id);
+  if (!node) return;
+  node.querySelector(".content").replaceChildren(...contentNodes(u.content));
+  if (u.mentions) node.classList.toggle("mention-me", u.mentions.includes(me.id));
+  markEdited(node);
 }
 
 function markRead(m) {
@@ -150,6 +275,9 @@ async function open(contact) {
   title.classList.remove("muted");
   text.disabled = false;
   document.getElementById("send").disabled = false;
+  attachButton.disabled = false;
+  stopEdit();
+  clearUploads();
   for (const b of list.querySelectorAll("button")) {
     const here = b.dataset.key === key(contact);
     b.classList.toggle("active", here);
@@ -229,7 +357,17 @@ rt.on("message_status", (s) => {
     }
   }
 });
-rt.on("message_deleted", (d) => shown.get(d.message_id)?.remove());
+rt.on("message_deleted", (d) => forget(d.message_id));
+rt.on("message_updated", updated);
+// Read on another device: that conversation's badge is cleared here too.
+rt.on("conversation_read", (r) => {
+  const button = list.querySelector(`[data-key="${r.room ? `room:${r.room}` : `user:${r.with}`}"]`);
+  const badge = button?.querySelector(".badge");
+  if (badge) {
+    badge.textContent = "0";
+    badge.hidden = true;
+  }
+});
 // Away longer than the server keeps events: history comes over REST again.
 rt.on("resync_required", () => {
   loadContacts();
@@ -277,11 +415,20 @@ text.addEventListener("input", () => {
 });
 
 function sendCurrent() {
-  const content = text.value.trim();
+  if (editing) {
+    saveEdit();
+    return;
+  }
+  if (uploads.some((u) => u.id === null)) {
+    composerError.textContent = "Wait for the files to finish uploading.";
+    return;
+  }
+  const files = uploads.map((u) => u.id);
+  const content = text.value.trim() || uploads.map((u) => u.file.name).join(", ");
   if (!content || !current) return;
   let frame;
   try {
-    frame = rt.send({ type: "chat_message", ...target(), content });
+    frame = rt.send({ type: "chat_message", ...target(), content, ...(files.length ? { attachment_ids: files } : {}) });
   } catch (error) {
     if (!(error instanceof SendRefused)) throw error;
     // Kept in the box, so nothing typed is lost.
@@ -293,12 +440,80 @@ function sendCurrent() {
   box.querySelector(".empty")?.remove();
   render({ ...frame, sender_id: me.id, timestamp: new Date().toISOString() }, { pending: true });
   text.value = "";
+  clearUploads();
 }
+
+// --- files: the paper clip picks them, each uploads at once with its progress shown ---------------
+const attachButton = document.getElementById("attach");
+const fileInput = document.getElementById("file");
+const uploadList = document.getElementById("uploads");
+let uploads = []; // {file, id (null while uploading), xhr, item}
+
+function clearUploads() {
+  for (const upload of uploads) if (upload.id === null) upload.xhr.abort();
+  uploads = [];
+  uploadList.replaceChildren();
+}
+
+function upload(file) {
+  const progress = el("progress", { max: 100, value: 0, ariaLabel: `Uploading ${file.name}` });
+  const entry = { file, id: null, xhr: new XMLHttpRequest() };
+  const removeButton = el("button", {
+    type: "button",
+    text: "✕",
+    ariaLabel: `Remove ${file.name}`,
+    onclick: () => {
+      if (entry.id === null) entry.xhr.abort();
+      uploads = uploads.filter((u) => u !== entry);
+      entry.item.remove();
+    },
+  });
+  entry.item = el("li", {}, el("span", { text: `${file.name} (${sizeText(file.size)})` }), progress, removeButton);
+  uploadList.append(entry.item);
+  uploads.push(entry);
+  const xhr = entry.xhr;
+  xhr.upload.onprogress = (event) => {
+    if (event.lengthComputable) progress.value = Math.round((100 * event.loaded) / event.total);
+  };
+  xhr.onload = () => {
+    if (xhr.status === 201) {
+      entry.id = JSON.parse(xhr.responseText).id;
+      progress.value = 100;
+      progress.ariaLabel = `${file.name} uploaded`;
+      return;
+    }
+    uploads = uploads.filter((u) => u !== entry);
+    entry.item.remove();
+    composerError.textContent =
+      xhr.status === 413 ? `${file.name} is over the 10 MB limit.` : `${file.name} could not be uploaded.`;
+  };
+  xhr.onerror = () => {
+    uploads = uploads.filter((u) => u !== entry);
+    entry.item.remove();
+    composerError.textContent = `${file.name} could not be uploaded: no connection.`;
+  };
+  const body = new FormData();
+  body.append("file", file);
+  xhr.open("POST", "/api/chat/attachments/");
+  xhr.setRequestHeader("Authorization", `Bearer ${accessToken()}`);
+  xhr.send(body);
+}
+
+attachButton.addEventListener("click", () => fileInput.click());
+fileInput.addEventListener("change", () => {
+  composerError.textContent = "";
+  for (const file of fileInput.files) upload(file);
+  fileInput.value = "";
+});
 document.getElementById("composer").addEventListener("submit", (event) => {
   event.preventDefault();
   sendCurrent();
 });
 text.addEventListener("keydown", (event) => {
+  if (event.key === "Escape" && editing) {
+    stopEdit();
+    return;
+  }
   if (event.key === "Enter" && !event.shiftKey) {
     event.preventDefault();
     sendCurrent();
