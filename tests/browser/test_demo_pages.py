@@ -116,7 +116,8 @@ def test_client_resumes_after_the_server_is_killed_and_shows_the_missed_message_
     expect(bob_page.locator("#conn-state")).to_have_attribute("data-state", "open", timeout=30_000)
     received = bob_page.locator("#messages .msg .content")
     expect(received).to_have_text(["sent while you were away"])
-    bob_page.wait_for_function("window.qw.lastSeq === 1")
+    # seq 1 the message, seq 2 the conversation_read of bob's own read receipt (SPEC §11)
+    bob_page.wait_for_function("window.qw.lastSeq === 2")
     expect(received).to_have_count(1)
 
 
