@@ -222,22 +222,7 @@ def messages_send_batch(requests: Sequence[SendRequest]) -> list[SendResult]:
                     claims.append((message_id, request.attachment_ids))
                     payload_files[message_id] = [stored.payload() for stored in files[index]]
 
-        if duplicates:
-            originals = {
-                (sender, cmid): (mid, created)
-                for mid, sender, cmid, created in ChatMessage.objects.filter(
-                    sender_id__in={requests[i].sender_id for i in duplicates},
-                    client_msg_id__in={requests[i].client_msg_id for i in duplicates},
-                ).values_list("id", "sender_id", "client_msg_id", "created_at")
-            }
-            for index in duplicates:
-                request = requests[index]
-                found = originals.get((request.sender_id, request.client_msg_id))
-                results[index] = (
-                    SendResult(message_id=found[0], created_at=found[1], duplicate=True)
-                    if found
-                    else SendResult(error="server_error")
-                )
+        _answer_resends(requests, duplicates, results, otherwise=SendResult(error="server_error"))
 
         state_record_sends(
             direct=[
@@ -321,7 +306,22 @@ def _claim_attachments(
             continue
         taken.update(request.attachment_ids)
         files[index] = claimed
-    resent = [requests[index] for index in refused if requests[index].client_msg_id is not None]
+    _answer_resends(requests, refused, results, otherwise=ATTACHMENTS_REFUSED)
+    return files
+
+
+def _answer_resends(
+    requests: Sequence[SendRequest],
+    indexes: list[int],
+    results: list[SendResult | None],
+    *,
+    otherwise: SendResult,
+) -> None:
+    """Answer each request that repeats a stored (sender, client_msg_id) as that duplicate.
+
+    One query for all of them (none without a client_msg_id); the others get `otherwise`.
+    """
+    resent = [requests[index] for index in indexes if requests[index].client_msg_id is not None]
     originals = (
         {
             (sender, cmid): (mid, created)
@@ -333,15 +333,14 @@ def _claim_attachments(
         if resent
         else {}
     )
-    for index in refused:
+    for index in indexes:
         request = requests[index]
         found = originals.get((request.sender_id, request.client_msg_id))
         results[index] = (
             SendResult(message_id=found[0], created_at=found[1], duplicate=True)
             if found
-            else ATTACHMENTS_REFUSED
+            else otherwise
         )
-    return files
 
 
 def message_send(

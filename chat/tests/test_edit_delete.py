@@ -8,6 +8,7 @@ from django.db.models import F
 
 from chat.models import ChatMessage
 from chat.services import message_send, room_create
+from chat.tests.test_api import send
 from conftest import authed_client, token_for
 from realtime.models import Event
 
@@ -16,18 +17,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 def url(message_id: int) -> str:
     return f"/api/chat/messages/{message_id}/"
-
-
-def send(sender, receiver=None, room=None, content="hi", **extra) -> int:
-    result = message_send(
-        sender_id=sender.id,
-        receiver_id=receiver.id if receiver else None,
-        room_id=room.id if room else None,
-        content=content,
-        **extra,
-    )
-    assert result.ok
-    return result.message_id
 
 
 @pytest.fixture
