@@ -252,6 +252,9 @@ QW_TRUSTED_PROXIES = env.list("QW_TRUSTED_PROXIES", default=["127.0.0.1", "::1"]
 QW_EDIT_WINDOW_SECONDS = env.int("QW_EDIT_WINDOW_SECONDS", default=3600)
 QW_ATTACHMENT_MAX_BYTES = env.int("QW_ATTACHMENT_MAX_BYTES", default=10 * 1024 * 1024)
 QW_ATTACHMENT_URL_SECONDS = env.int("QW_ATTACHMENT_URL_SECONDS", default=300)
+# The largest request body the process reads at all (realtime.rest.body_limit):
+# an upload and its multipart envelope. Larger declared bodies get 413 unread.
+QW_MAX_REQUEST_BYTES = QW_ATTACHMENT_MAX_BYTES + 64 * 1024
 # Files the process keeps (attachments in the embedded default).
 QW_DATA_DIR = Path(env.str("QW_DATA_DIR", default=str(BASE_DIR / "data")))
 # Uploads over 256 KiB go to a temporary file while they arrive, not to memory.

@@ -295,3 +295,38 @@ async def test_slow_but_reading_client_gets_a_whole_replay(amake_user, servers, 
     finally:
         client.close()
     no_tracebacks(server)
+
+
+def _raw_http(port: int, head: bytes, body: bytes = b"") -> bytes:
+    """Send a request by hand and read what comes back until the server closes or answers."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+        raw.sendall(head + body)
+        answer = b""
+        while b"\r\n\r\n" not in answer or not answer.rstrip().endswith(b"}"):
+            chunk = raw.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+        return answer
+
+
+def test_a_body_declared_over_the_limit_is_refused_413_before_it_is_sent(servers, settings):
+    # uvicorn, the default server, hands the request to the app before its body;
+    # daphne (twisted) reads the whole body first, so there only nginx's
+    # client_max_body_size stops it this early (deploy/nginx.conf.template).
+    server = servers(QW_SERVER="uvicorn")
+    declared = settings.QW_MAX_REQUEST_BYTES + 1
+    head = (
+        "POST /api/chat/attachments/ HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        "Content-Type: multipart/form-data; boundary=x\r\n"
+        f"Content-Length: {declared}\r\n\r\n"
+    ).encode()
+
+    # Not a byte of the body is sent: the answer comes from the declared length alone.
+    answer = _raw_http(server.port, head)
+
+    status, _, rest = answer.partition(b"\r\n")
+    assert status == b"HTTP/1.1 413 Request Entity Too Large", answer[:300]
+    assert rest.endswith(
+        f'{{"detail":"The request body is over the {settings.QW_MAX_REQUEST_BYTES}-byte limit."}}'.encode()
+    )
