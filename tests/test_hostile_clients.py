@@ -330,3 +330,34 @@ def test_a_body_declared_over_the_limit_is_refused_413_before_it_is_sent(servers
     assert rest.endswith(
         f'{{"detail":"The request body is over the {settings.QW_MAX_REQUEST_BYTES}-byte limit."}}'.encode()
     )
+
+
+def test_a_chunked_body_over_the_limit_is_cut_off_with_413_and_nothing_stored(servers, settings):
+    from chat.models import Attachment
+
+    server = servers(QW_SERVER="uvicorn")
+    head = (
+        b"POST /api/chat/attachments/ HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        b"Content-Type: multipart/form-data; boundary=x\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n"
+    )
+    piece = b"y" * (1024 * 1024)
+    chunk = f"{len(piece):x}\r\n".encode() + piece + b"\r\n"
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as raw:
+        raw.sendall(head)
+        answer = b""
+        try:
+            for _ in range(settings.QW_MAX_REQUEST_BYTES // len(piece) + 2):
+                raw.sendall(chunk)
+        except OSError:  # the server answered and closed while we were still sending
+            pass
+        while True:
+            try:
+                data = raw.recv(65536)
+            except OSError:
+                break
+            if not data:
+                break
+            answer += data
+    assert answer.startswith(b"HTTP/1.1 413 "), answer[:300]
+    assert not Attachment.objects.exists()

@@ -5,7 +5,7 @@ FILE_UPLOAD_MAX_MEMORY_SIZE) before any view runs, so a view's own limit
 (the attachment upload's 413) comes after the bytes were taken in. Here a
 declared Content-Length over the limit is answered 413 at once, without
 reading the body; a body sent without a length (chunked) is cut off where
-it passes the limit. nginx does the same in front (`client_max_body_size`).
+it passes the limit and answered 413 too. nginx does the same in front (`client_max_body_size`).
 """
 
 from __future__ import annotations
@@ -41,24 +41,35 @@ class RequestBodyLimit:
             await _too_large(send, self.limit)
             return
         received = 0
+        overflowed = False
+        started = False
 
         async def limited_receive() -> dict[str, Any]:
-            nonlocal received
+            nonlocal received, overflowed
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.limit:
-                    # Django ends the request quietly on a disconnect (RequestAborted).
-                    logger.warning(
-                        "cut off %s %s: the body passed %d bytes",
-                        scope.get("method"),
-                        scope.get("path"),
-                        self.limit,
-                    )
+                    # Django ends the request quietly on a disconnect (RequestAborted);
+                    # the 413 is sent below.
+                    overflowed = True
                     return {"type": "http.disconnect"}
             return message
 
-        await self.app(scope, limited_receive, send)
+        async def tracked_send(message: dict[str, Any]) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        await self.app(scope, limited_receive, tracked_send)
+        if overflowed and not started:
+            logger.warning(
+                "cut off %s %s: the body passed %d bytes",
+                scope.get("method"),
+                scope.get("path"),
+                self.limit,
+            )
+            await _too_large(send, self.limit)
 
 
 async def _too_large(send: Any, limit: int) -> None:
