@@ -22,7 +22,7 @@ class ChatMessageAdmin(admin.ModelAdmin):
     raw_id_fields = ["sender", "receiver", "room"]
     date_hierarchy = "created_at"
     ordering = ["-id"]
-    actions = ["hide_messages"]
+    actions = ["hide_messages", "delete_messages"]
     # Hiding goes through the action, which tells both sides and corrects
     # the conversation state; read_at moves only with read receipts.
     readonly_fields = ["is_hidden", "read_at"]
@@ -31,6 +31,21 @@ class ChatMessageAdmin(admin.ModelAdmin):
     def hide_messages(self, request, queryset):
         hidden = messages_hide(message_ids=list(queryset.values_list("id", flat=True)))
         self.message_user(request, f"{hidden} message(s) hidden.")
+
+    @admin.action(description="Delete selected messages (text and files erased, everyone told)")
+    def delete_messages(self, request, queryset):
+        # The same service as a sender's DELETE /api/chat/messages/{id}/.
+        deleted = messages_hide(message_ids=list(queryset.values_list("id", flat=True)), erase=True)
+        self.message_user(request, f"{deleted} message(s) deleted.")
+
+    def get_actions(self, request):
+        """No bulk row deletion: it would tell no client and leave their replays behind."""
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
 
     @admin.display(description="content")
     def short_content(self, obj: ChatMessage) -> str:
