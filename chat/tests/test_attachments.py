@@ -1,5 +1,6 @@
 """Attachments (SPEC §11): upload, send, signed download links, limits, pruning."""
 
+import contextlib
 import io
 import time
 import urllib.error
@@ -7,10 +8,12 @@ import urllib.request
 import uuid
 from datetime import timedelta
 from pathlib import Path
+from unittest import mock
 
 import pytest
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.core import signing
 from django.core.files.storage import storages
 from django.core.management import call_command
 from django.utils import timezone
@@ -163,11 +166,18 @@ def test_room_members_see_it_and_a_removed_member_does_not(trio):
     assert authed_client(carol).get(f"{UPLOAD}{uploaded['id']}/").status_code == 404
 
 
+@contextlib.contextmanager
+def signing_in_the_past(seconds: int):
+    """Links signed now carry a timestamp `seconds` old, as if handed out back then."""
+    then = signing.b62_encode(int(time.time()) - seconds)
+    with mock.patch.object(signing.TimestampSigner, "timestamp", lambda self: then):
+        yield
+
+
 def test_an_expired_link_is_refused(trio, settings):
     alice, _, _ = trio
-    uploaded = upload(alice)
-    settings.QW_ATTACHMENT_URL_SECONDS = 1
-    time.sleep(2.1)  # a signed timestamp has one-second resolution: nothing to poll
+    with signing_in_the_past(settings.QW_ATTACHMENT_URL_SECONDS + 1):
+        uploaded = upload(alice)
     response = download(uploaded["url"])
     assert response.status_code == 403
     assert response.json() == {"detail": "This link has expired."}
@@ -347,12 +357,11 @@ async def test_on_the_socket_two_attachments_reach_both_sides(amake_user, open_s
 def test_a_replay_gives_fresh_links(trio, settings):
     alice, bob, _ = trio
     uploaded = upload(alice)
-    message_send(
-        sender_id=alice.id, receiver_id=bob.id, content="f", attachment_ids=[uploaded["id"]]
-    )
+    with signing_in_the_past(settings.QW_ATTACHMENT_URL_SECONDS + 1):
+        message_send(
+            sender_id=alice.id, receiver_id=bob.id, content="f", attachment_ids=[uploaded["id"]]
+        )
     stored_url = Event.objects.get(user=bob, type="chat_message").payload["attachments"][0]["url"]
-    settings.QW_ATTACHMENT_URL_SECONDS = 1
-    time.sleep(2.1)
     assert download(stored_url).status_code == 403
     [event] = authed_client(bob).get("/api/events/").json()["results"]
     assert download(event["payload"]["attachments"][0]["url"]).status_code == 200
