@@ -49,6 +49,7 @@ FIELDS = [
     "channel",
     "last_seq",
     "token",
+    "attachment_ids",
 ]
 LEAK_MARKERS = ("Traceback", "Error", "Exception", "psycopg", 'File "', "line ", "errno")
 
@@ -90,7 +91,8 @@ def field_values(ids: list[int]) -> st.SearchStrategy:
         st.sampled_from(["task", "project", "room", "user", "broadcast", ""]),
         ODD_TEXT | HOSTILE_INTS.map(str),
     )
-    return st.sampled_from(ids) | JSON_VALUES | channels
+    id_lists = st.lists(st.sampled_from(ids) | HOSTILE_INTS, max_size=12)  # attachment_ids
+    return st.sampled_from(ids) | JSON_VALUES | channels | id_lists
 
 
 def typed_frames(ids: list[int]) -> st.SearchStrategy:
