@@ -134,3 +134,22 @@ def test_keyboard_reaches_the_paper_clip_and_the_message_actions(make_user, serv
         label = page.evaluate("() => document.activeElement.ariaLabel || document.activeElement.id")
         reached.add(label)
     assert {"Attach files", "Edit this message", "Delete this message"} <= reached, reached
+
+
+def test_reading_on_one_device_clears_the_conversation_badge_on_the_other(
+    make_user, server, contexts
+):
+    alice, bob = make_user("alice"), make_user("bob")
+    base = server().http_url
+    laptop = sign_in(contexts(), base, "alice", "/chat/")
+    off_the_browser_thread(
+        lambda: message_send(sender_id=bob.id, receiver_id=alice.id, content="are you there?")
+    )
+    badge = laptop.locator(f'[data-key="user:{bob.id}"] .badge')
+    expect(badge).to_have_text("1")
+    expect(badge).to_be_visible()
+
+    phone = sign_in(contexts(), base, "alice", f"/chat/?with={bob.id}")  # another browser
+    expect(phone.locator("#messages .msg .content")).to_have_text(["are you there?"])
+
+    expect(badge).to_be_hidden()
