@@ -19,7 +19,6 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from chat import selectors
-from chat.attachments_api import DetailSerializer
 from chat.edits import EditWindowClosed, message_delete, message_edit
 from chat.serializers import (
     ConversationSerializer,
@@ -43,7 +42,7 @@ from chat.services import (
 )
 from realtime import faults, ratelimit
 from realtime.domain_errors import NotFound as DomainNotFound
-from realtime.rest.openapi import error_responses
+from realtime.rest.openapi import ErrorSerializer, error_responses
 from realtime.rest.pagination import NewestFirstPagination
 
 
@@ -74,6 +73,7 @@ class Conflict(APIException):
     status_code = status.HTTP_409_CONFLICT
     default_detail = "The request conflicts with the message's state."
     default_code = "conflict"
+
 
 RateLimitedSerializer = inline_serializer(
     "RateLimited",
@@ -179,9 +179,7 @@ class MessageDetail(APIView):
         request=MessageEditSerializer,
         responses={
             200: MessageSerializer,
-            400: None,
-            404: None,
-            409: OpenApiResponse(DetailSerializer, description="past QW_EDIT_WINDOW_SECONDS"),
+            409: OpenApiResponse(ErrorSerializer, description="past QW_EDIT_WINDOW_SECONDS"),
         },
     )
     def patch(self, request, message_id: int):
@@ -202,7 +200,7 @@ class MessageDetail(APIView):
             MessageSerializer(selectors.message_with_extras(message_id=message_id)).data
         )
 
-    @extend_schema(request=None, responses={204: None, 404: None})
+    @extend_schema(request=None, responses={204: None})
     def delete(self, request, message_id: int):
         """Delete (the sender at any time, or staff): it leaves every history and replay."""
         try:

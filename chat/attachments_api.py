@@ -10,13 +10,8 @@ from django.core.files.uploadhandler import (
 )
 from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import (
-    OpenApiParameter,
-    OpenApiResponse,
-    extend_schema,
-    inline_serializer,
-)
-from rest_framework import serializers, status
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import status
 from rest_framework.exceptions import APIException, NotFound, PermissionDenied
 from rest_framework.parsers import MultiPartParser
 from rest_framework.permissions import AllowAny
@@ -32,8 +27,8 @@ from chat.attachments import (
     served_content_type,
 )
 from chat.serializers import AttachmentSerializer, AttachmentUploadSerializer
+from realtime.rest.openapi import ErrorSerializer
 
-DetailSerializer = inline_serializer("ChatRefusal", {"detail": serializers.CharField()})
 # The multipart envelope around the file (boundaries, part headers): a body
 # this much over the limit may still carry a file within it.
 _ENVELOPE_BYTES = 16 * 1024
@@ -99,9 +94,8 @@ class AttachmentUpload(APIView):
         request={"multipart/form-data": AttachmentUploadSerializer},
         responses={
             201: AttachmentSerializer,
-            400: None,
             413: OpenApiResponse(
-                DetailSerializer, description="the file is over QW_ATTACHMENT_MAX_BYTES"
+                ErrorSerializer, description="the file is over QW_ATTACHMENT_MAX_BYTES"
             ),
         },
     )
@@ -116,7 +110,7 @@ class AttachmentUpload(APIView):
 
 
 class AttachmentDetail(APIView):
-    @extend_schema(responses={200: AttachmentSerializer, 404: None})
+    @extend_schema(responses=AttachmentSerializer)
     def get(self, request, attachment_id: int):
         """A fresh signed link, for the uploader and the participants of its message."""
         attachment = attachment_for_participant(
@@ -142,7 +136,7 @@ class AttachmentDownload(APIView):
                 OpenApiTypes.BINARY,
                 description="the file, as an attachment (Content-Disposition), nosniff",
             ),
-            403: OpenApiResponse(DetailSerializer, description="a forged, altered or expired link"),
+            403: OpenApiResponse(ErrorSerializer, description="a forged, altered or expired link"),
         },
         auth=[],
     )

@@ -42,6 +42,8 @@ EXAMPLES = int(os.environ.get("QW_SCHEMATHESIS_EXAMPLES", "30"))
 # operations is checked as for any other.
 REFERENCES_IN_BODY = [
     ("POST", "/api/auth/logout/"),
+    # attachment_ids: ids of the sender's own uploads not yet sent
+    ("POST", "/api/chat/messages/"),
     ("POST", "/api/chat/rooms/"),
     ("POST", "/api/chat/rooms/{room_id}/members/"),
     ("DELETE", "/api/chat/rooms/{room_id}/members/"),
