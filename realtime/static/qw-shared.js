@@ -27,7 +27,8 @@ export class QWSharedRealtime {
     this.listeners = new Map();
     this.state = "connecting";
     this.leader = null;
-    this.seenSeq = null; // the highest seq shown in this tab
+    this.seenSeq = null; // the end of the unbroken run of seqs shown in this tab
+    this.ahead = new Set(); // seqs shown past a gap in that run
     this.subscriptions = new Subscriptions();
     this.relaying = new Map(); // id → non-chat frame handed to the leader, until it confirms
     this.relayCounter = 0;
@@ -151,10 +152,7 @@ export class QWSharedRealtime {
   }
 
   deliver(event) {
-    if (typeof event.seq === "number") {
-      if (!this.leader && this.seenSeq !== null && event.seq <= this.seenSeq) return;
-      this.seenSeq = Math.max(this.seenSeq ?? 0, event.seq);
-    }
+    if (typeof event.seq === "number" && !this.firstSight(event.seq)) return;
     if (event.type === "state") this.state = event.state;
     if (event.type === "retry") this.followerRetryAt = event.at;
     if (event.type === "outbox") this.sharedOutbox = event.pending;
@@ -162,6 +160,29 @@ export class QWSharedRealtime {
     if (acked) this.unacked.delete(event.client_msg_id);
     if (event.type === "send_failed") this.unacked.delete(event.frame.client_msg_id);
     this.emit(event.type, event);
+  }
+
+  /**
+   * True the first time this tab sees a seq. `seenSeq` is the end of the unbroken
+   * run: a frame lost on its way from the leader leaves a gap, a new leader resumes
+   * from it, and the frames shown past the gap (`ahead`) are dropped when they come
+   * again. (With only the highest seq kept, a later frame hid the lost one for good.)
+   */
+  firstSight(seq) {
+    if (this.ahead.delete(seq)) return false;
+    if (!this.leader && this.seenSeq !== null && seq <= this.seenSeq) return false;
+    if (this.seenSeq === null || seq === this.seenSeq + 1) {
+      this.seenSeq = seq;
+      while (this.ahead.has(this.seenSeq + 1)) this.seenSeq += 1;
+    } else if (seq > this.seenSeq) {
+      this.ahead.add(seq);
+      if (this.ahead.size > 1000) {
+        // A gap no leader came to repair: stop holding on to it.
+        this.seenSeq = Math.max(...this.ahead);
+        this.ahead.clear();
+      }
+    }
+    return true;
   }
 
   fromChannel(message) {
