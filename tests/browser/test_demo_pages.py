@@ -13,7 +13,9 @@ from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 
 from chat.models import ChatMessage
 from conftest import authed_client
+from realtime.selectors import inbox_last_seq
 from tasks.services import project_create, task_create
+from testkit.waiting import eventually
 from tests.browser.conftest import sign_in, wait_ready
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -209,6 +211,20 @@ def test_tabs_of_one_browser_share_one_socket_and_the_next_tab_takes_over(
     )
     assert second_sockets == []
 
+    # Both messages read: alice's last events (bob's receipt, her own
+    # conversation_read of SPEC §11) are in; the resume point is read once the
+    # tab has shown her whole inbox.
+    stored = eventually(
+        lambda: off_the_browser_thread(
+            lambda: (
+                ChatMessage.objects.filter(read_at__isnull=False).count() == 2
+                and inbox_last_seq(alice.id)
+            )
+        ),
+        within=10,
+        what="both messages read",
+    )
+    second.wait_for_function(f"window.qw.lastSeq === {stored}")
     seen = second.evaluate("window.qw.lastSeq")
     first.close()
     second.wait_for_function("window.qw.isLeader")
