@@ -24,6 +24,9 @@ from realtime.publisher import publisher
 
 PASSWORD = "correct-horse-battery"
 
+# Every frame a test receives is checked against docs/asyncapi.yaml (SPEC §12).
+pytest_plugins = ["testkit.frames"]
+
 
 @pytest.fixture(scope="session", autouse=True)
 def _close_db_threads_before_test_db_teardown(django_db_setup, django_db_blocker):

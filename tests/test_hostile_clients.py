@@ -47,11 +47,21 @@ async def closed_with(ws) -> tuple[int, str]:
 def fill_inbox(user_id: int, count: int, size: int, batch: int = 100) -> None:
     """`count` durable events of about `size` bytes each for one user, published live."""
     body = "x" * size
+    # Shaped like a real notification: every frame of the suite is checked against docs/asyncapi.yaml.
+    payload = {
+        "notification_type": "flood",
+        "title": "flood",
+        "message": body,
+        "link": "",
+        "created_at": "2026-12-06T00:00:00Z",
+    }
     for start in range(0, count, batch):
         with transaction.atomic():
             record_events(
                 DurableEvent(
-                    type="notification", payload={"n": n, "body": body}, user_ids=[user_id]
+                    type="notification",
+                    payload={"notification_id": n + 1, **payload},
+                    user_ids=[user_id],
                 )
                 for n in range(start, min(start + batch, count))
             )

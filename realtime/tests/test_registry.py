@@ -21,6 +21,8 @@ def probe_kind():
     del registry.subscription_kinds["probe"]
 
 
+# The probe kind and its frame exist only in this test: they are not part of the protocol.
+@pytest.mark.frames_outside_protocol
 async def test_a_registered_subscription_kind_is_subscribable(probe_kind, amake_user, open_socket):
     socket = await open_socket(token=token_for(await amake_user("alice")))
 

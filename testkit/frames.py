@@ -1,0 +1,207 @@
+"""Every frame a server sends during the test suite, checked against docs/asyncapi.yaml.
+
+A pytest plugin (loaded by the root conftest). It wraps the two socket clients
+the tests use, channels' `WebsocketCommunicator` (in-process) and `websockets`
+(real server processes), so every text frame a test receives is validated
+against the schema of its `type` among the messages the document says the
+server sends. A mismatch fails the test it happened in; the counts by type are
+printed at the end of the session, so the document cannot drift from the code
+unnoticed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterator
+from functools import wraps
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from jsonschema import Draft7Validator, FormatChecker
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT7
+
+ROOT = Path(__file__).resolve().parents[1]
+ASYNCAPI = ROOT / "docs" / "asyncapi.yaml"
+_BASE = "urn:qw:asyncapi"
+
+
+def _resolve(document: dict[str, Any], ref: str) -> dict[str, Any]:
+    node: Any = document
+    for part in ref.removeprefix("#/").split("/"):
+        node = node[part]
+    return node
+
+
+def server_message_refs(document: dict[str, Any]) -> list[str]:
+    """The component messages of every `send` operation (the server → client frames)."""
+    refs: list[str] = []
+    for operation in document["operations"].values():
+        if operation["action"] != "send":
+            continue
+        for message in operation["messages"]:
+            ref = _resolve(document, message["$ref"])["$ref"]
+            if ref not in refs:
+                refs.append(ref)
+    return refs
+
+
+class FrameSchemas:
+    """A validator per server frame `type`, built from the AsyncAPI document."""
+
+    def __init__(self, document: dict[str, Any]) -> None:
+        registry = Registry().with_resource(_BASE, Resource(document, specification=DRAFT7))
+        self.validators: dict[str, Draft7Validator] = {}
+        for ref in server_message_refs(document):
+            frame_type = _resolve(document, ref)["payload"]["properties"]["type"]["const"]
+            self.validators[frame_type] = Draft7Validator(
+                {"$ref": f"{_BASE}{ref}/payload"},
+                registry=registry,
+                format_checker=FormatChecker(),
+            )
+
+    @classmethod
+    def load(cls, path: Path = ASYNCAPI) -> FrameSchemas:
+        return cls(yaml.safe_load(path.read_text()))
+
+    def problems(self, text: str) -> list[str]:
+        """Why a frame the server sent does not match the document (empty: it does)."""
+        try:
+            frame = json.loads(text)
+        except ValueError:
+            return [f"not JSON: {text[:200]!r}"]
+        if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
+            return [f"not an object with a string type: {text[:200]}"]
+        validator = self.validators.get(frame["type"])
+        if validator is None:
+            return [f"no server message of type {frame['type']!r} in {ASYNCAPI.name}: {text[:200]}"]
+        return [
+            f"{frame['type']}: {'/'.join(map(str, error.absolute_path)) or '(frame)'}: "
+            f"{error.message} in {text[:300]}"
+            for error in validator.iter_errors(frame)
+        ]
+
+
+class FrameRecorder:
+    def __init__(self, schemas: FrameSchemas) -> None:
+        self.schemas = schemas
+        self.counts: Counter[str] = Counter()
+        self.mismatches: list[str] = []
+        self.outside_protocol = 0
+
+    def check(self, text: str) -> None:
+        problems = self.schemas.problems(text)
+        if problems:
+            self.mismatches.extend(problems)
+        else:
+            self.counts[json.loads(text)["type"]] += 1
+
+    def take_mismatches(self) -> list[str]:
+        taken, self.mismatches = self.mismatches, []
+        return taken
+
+
+recorder = FrameRecorder(FrameSchemas.load())
+
+
+def _checking_communicator(receive_output):
+    @wraps(receive_output)
+    async def receive(self, *args, **kwargs):
+        output = await receive_output(self, *args, **kwargs)
+        if output.get("type") == "websocket.send" and output.get("text") is not None:
+            recorder.check(output["text"])
+        return output
+
+    return receive
+
+
+def _checking_recv(recv):
+    @wraps(recv)
+    def receive(self, *args, **kwargs):
+        message = recv(self, *args, **kwargs)
+        if isinstance(message, str):
+            recorder.check(message)
+        return message
+
+    return receive
+
+
+def _checking_async_recv(recv):
+    @wraps(recv)
+    async def receive(self, *args, **kwargs):
+        message = await recv(self, *args, **kwargs)
+        if isinstance(message, str):
+            recorder.check(message)
+        return message
+
+    return receive
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _record_server_frames() -> Iterator[FrameRecorder]:
+    from channels.testing import WebsocketCommunicator
+    from websockets.asyncio.connection import Connection as AsyncConnection
+    from websockets.sync.connection import Connection as SyncConnection
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(
+            WebsocketCommunicator,
+            "receive_output",
+            _checking_communicator(WebsocketCommunicator.receive_output),
+        )
+        patch.setattr(AsyncConnection, "recv", _checking_async_recv(AsyncConnection.recv))
+        patch.setattr(SyncConnection, "recv", _checking_recv(SyncConnection.recv))
+        yield recorder
+
+
+def _fail_on_mismatch(item: pytest.Item, when: str) -> None:
+    mismatches = recorder.take_mismatches()
+    if mismatches and item.get_closest_marker("frames_outside_protocol"):
+        recorder.outside_protocol += len(mismatches)
+    elif mismatches:
+        pytest.fail(
+            f"{len(mismatches)} server frame(s) {when} do not match {ASYNCAPI.name}:\n"
+            + "\n".join(mismatches[:20]),
+            pytrace=False,
+        )
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    result = yield
+    _fail_on_mismatch(item, "received by the test")
+    return result
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
+    result = yield
+    _fail_on_mismatch(item, "received in setup")
+    return result
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    result = yield
+    _fail_on_mismatch(item, "received in teardown")
+    return result
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    counts = recorder.counts
+    if not counts:
+        return
+    terminalreporter.section(f"server frames validated against {ASYNCAPI.relative_to(ROOT)}")
+    terminalreporter.write_line(f"{sum(counts.values())} frames of {len(counts)} types")
+    for frame_type, count in sorted(counts.items(), key=lambda item: (-item[1], item[0])):
+        terminalreporter.write_line(f"  {frame_type:<20} {count}")
+    if recorder.outside_protocol:
+        terminalreporter.write_line(
+            f"  not checked: {recorder.outside_protocol} (tests marked frames_outside_protocol)"
+        )
+    missing = sorted(set(recorder.schemas.validators) - set(counts))
+    if missing:
+        terminalreporter.write_line(f"  never seen: {', '.join(missing)}")
