@@ -37,9 +37,17 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
+clients/react/node_modules/.installed: clients/react/package.json clients/react/package-lock.json
+	./scripts/ensure_services.sh node
+	cd clients/react && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
 # lint covers the JS too; the node tests run before pytest: CI reads pytest's summary, the last line.
-test: $(BIN)/.installed lint services node_modules/.installed
+# pytest also runs the React bindings end to end (tests/test_react_client.py) and checks every
+# frame the suite receives against docs/asyncapi.yaml.
+test: $(BIN)/.installed lint services node_modules/.installed clients/react/node_modules/.installed
 	node --test tests/js/
+	cd clients/react && node --test test/
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(BIN)/pytest
 
 # Not part of the suite: capacity and speed of one server process (docs/performance.md), and
@@ -88,6 +96,7 @@ lint: $(BIN)/.installed node_modules/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy $(MYPY_FILES)
-	npx --no-install biome lint realtime/static demo/static tests/js
-	npx --no-install biome format realtime/static demo/static tests/js
+	npx --no-install biome lint realtime/static demo/static tests/js scripts clients/react
+	npx --no-install biome format realtime/static demo/static tests/js scripts clients/react
+	node scripts/validate-asyncapi.mjs docs/asyncapi.yaml
 	$(BIN)/lint-imports
