@@ -84,7 +84,7 @@ MYPY_FILES := \
 	realtime/frames.py realtime/publisher.py realtime/outbox.py realtime/transport.py \
 	realtime/heartbeats.py realtime/faults.py servers/request_head.py \
 	realtime/batching.py realtime/redis_connection.py \
-	chat/attachments.py chat/mentions.py chat/edits.py
+	chat/attachments.py chat/mentions.py chat/edits.py testkit/frames.py
 
 # nginx (Debian's, run as our own child with a generated config) in front of N processes.
 N ?= 2

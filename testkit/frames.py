@@ -13,15 +13,15 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from functools import wraps
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from jsonschema import Draft7Validator, FormatChecker
-from referencing import Registry, Resource
+from jsonschema import Draft7Validator, FormatChecker  # type: ignore[import-untyped]
+from referencing import Registry
 from referencing.jsonschema import DRAFT7
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,7 +53,7 @@ class FrameSchemas:
     """A validator per server frame `type`, built from the AsyncAPI document."""
 
     def __init__(self, document: dict[str, Any]) -> None:
-        registry = Registry().with_resource(_BASE, Resource(document, specification=DRAFT7))
+        registry: Registry = Registry().with_resource(_BASE, DRAFT7.create_resource(document))
         self.validators: dict[str, Draft7Validator] = {}
         for ref in server_message_refs(document):
             frame_type = _resolve(document, ref)["payload"]["properties"]["type"]["const"]
@@ -107,35 +107,35 @@ class FrameRecorder:
 recorder = FrameRecorder(FrameSchemas.load())
 
 
-def _checking_communicator(receive_output):
-    @wraps(receive_output)
-    async def receive(self, *args, **kwargs):
-        output = await receive_output(self, *args, **kwargs)
-        if output.get("type") == "websocket.send" and output.get("text") is not None:
-            recorder.check(output["text"])
-        return output
+def _asgi_text(output: dict[str, Any]) -> str | None:
+    """The text of a `websocket.send` the application handed to the communicator."""
+    return output.get("text") if output.get("type") == "websocket.send" else None
+
+
+def _websockets_text(message: str | bytes) -> str | None:
+    return message if isinstance(message, str) else None
+
+
+def _checking(recv: Callable[..., Any], text_of: Callable[[Any], str | None]) -> Callable[..., Any]:
+    @wraps(recv)
+    def receive(self: Any, *args: Any, **kwargs: Any) -> Any:
+        received = recv(self, *args, **kwargs)
+        if (text := text_of(received)) is not None:
+            recorder.check(text)
+        return received
 
     return receive
 
 
-def _checking_recv(recv):
+def _checking_async(
+    recv: Callable[..., Awaitable[Any]], text_of: Callable[[Any], str | None]
+) -> Callable[..., Awaitable[Any]]:
     @wraps(recv)
-    def receive(self, *args, **kwargs):
-        message = recv(self, *args, **kwargs)
-        if isinstance(message, str):
-            recorder.check(message)
-        return message
-
-    return receive
-
-
-def _checking_async_recv(recv):
-    @wraps(recv)
-    async def receive(self, *args, **kwargs):
-        message = await recv(self, *args, **kwargs)
-        if isinstance(message, str):
-            recorder.check(message)
-        return message
+    async def receive(self: Any, *args: Any, **kwargs: Any) -> Any:
+        received = await recv(self, *args, **kwargs)
+        if (text := text_of(received)) is not None:
+            recorder.check(text)
+        return received
 
     return receive
 
@@ -150,10 +150,12 @@ def _record_server_frames() -> Iterator[FrameRecorder]:
         patch.setattr(
             WebsocketCommunicator,
             "receive_output",
-            _checking_communicator(WebsocketCommunicator.receive_output),
+            _checking_async(WebsocketCommunicator.receive_output, _asgi_text),
         )
-        patch.setattr(AsyncConnection, "recv", _checking_async_recv(AsyncConnection.recv))
-        patch.setattr(SyncConnection, "recv", _checking_recv(SyncConnection.recv))
+        patch.setattr(
+            AsyncConnection, "recv", _checking_async(AsyncConnection.recv, _websockets_text)
+        )
+        patch.setattr(SyncConnection, "recv", _checking(SyncConnection.recv, _websockets_text))
         yield recorder
 
 
@@ -190,7 +192,7 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
     return result
 
 
-def pytest_terminal_summary(terminalreporter) -> None:
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     counts = recorder.counts
     if not counts:
         return
