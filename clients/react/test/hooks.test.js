@@ -216,20 +216,29 @@ test("edits apply in place and deletions remove, even before the history page ar
   act(() => client.close());
 });
 
-test("my message goes sending → sent → delivered → read", async () => {
-  const client = newClient();
+/** An empty conversation on screen; returns `send(text)`, which answers the frame as sent. */
+function emptyChat(client, target) {
   const rest = fakeRest({ "/api/chat/messages/": { next: null, previous: null, results: [] } });
   let api;
   function Chat() {
-    api = useConversation({ with: 2 });
-    return h(Messages, { target: { with: 2 } });
+    api = useConversation(target);
+    return h(Messages, { target });
   }
   app(client, rest, h(Chat));
+  return (text) => {
+    let frame;
+    act(() => {
+      frame = api.send(text);
+    });
+    return frame;
+  };
+}
+
+test("my message goes sending → sent → delivered → read", async () => {
+  const client = newClient();
+  const send = emptyChat(client, { with: 2 });
   await tick();
-  let frame;
-  act(() => {
-    frame = api.send("hello bob");
-  });
+  const frame = send("hello bob");
   await tick();
   assert.deepEqual(shown(), ["null:hello bob:sending"], "queued while offline");
   const ws = await connected(client, { lastSeq: 0 });
@@ -266,19 +275,10 @@ test("my message goes sending → sent → delivered → read", async () => {
 
 test("a message the server refuses is shown as failed", async () => {
   const client = newClient();
-  const rest = fakeRest({ "/api/chat/messages/": { next: null, previous: null, results: [] } });
-  let api;
-  function Chat() {
-    api = useConversation({ with: 9 });
-    return h(Messages, { target: { with: 9 } });
-  }
-  app(client, rest, h(Chat));
+  const send = emptyChat(client, { with: 9 });
   const ws = await connected(client);
   await tick();
-  let frame;
-  act(() => {
-    frame = api.send("to nobody");
-  });
+  const frame = send("to nobody");
   ws.deliver({ type: "error", code: "not_found", message: "no such user", ref: frame.client_msg_id });
   await tick();
   assert.deepEqual(shown(), ["null:to nobody:failed"]);
