@@ -160,8 +160,8 @@ export class RealtimeStore {
         this.taskChanged(frame);
         break;
       case "resync_required":
-        // The resume point is past retention: what was missed comes over REST.
-        for (const key of this.conversations.keys()) this.fetchHistory(key);
+        // The resume point is past retention: what was missed comes over REST, deletions included.
+        for (const key of this.conversations.keys()) this.fetchHistory(key, { replace: true });
         if (this.notifications?.requested) this.fetchNotifications();
         for (const id of this.tasks.keys()) this.fetchTask(id);
         break;
@@ -230,7 +230,7 @@ export class RealtimeStore {
     for (const id of this.tasks.keys()) this.fetchTask(id);
   }
 
-  async fetchHistory(key, { older = false } = {}) {
+  async fetchHistory(key, { older = false, replace = false } = {}) {
     const conversation = this.conversation(key);
     conversation.requested = true;
     const [kind, id] = key.split(":");
@@ -242,6 +242,7 @@ export class RealtimeStore {
       if (older || !conversation.loadedOlder) conversation.next = page.next ? restPath(page.next) : null;
       if (older) conversation.loadedOlder = true;
       conversation.error = null;
+      if (replace) this.forgetMissing(conversation, page);
       this.addMessages(
         key,
         page.results.map((m) => this.fromHistory(m)),
@@ -250,6 +251,18 @@ export class RealtimeStore {
     } catch (error) {
       conversation.error = String(error?.message ?? error);
       this.changedConversation(key, { loaded: true });
+    }
+  }
+
+  /** Known messages in the range a fresh history page covers but absent from it were deleted. */
+  forgetMissing(conversation, page) {
+    const ids = new Set(page.results.map((m) => m.message_id));
+    const oldest = page.next ? Math.min(...ids) : 0;
+    for (const id of [...conversation.byId.keys()]) {
+      if (id >= oldest && !ids.has(id)) {
+        conversation.byId.delete(id);
+        this.keyOfMessage.delete(id);
+      }
     }
   }
 
@@ -294,11 +307,14 @@ export class RealtimeStore {
     for (const message of messages) {
       if (this.deleted.has(message.message_id)) continue;
       const known = conversation.byId.get(message.message_id);
-      // A live copy is never older than a history row of the same message; receipts only add up.
+      // The text with the newer edit wins (a tie keeps what is shown); receipts only add up.
+      const text = known && (message.edited_at ?? "") <= (known.edited_at ?? "") ? known : message;
       const merged = known
         ? {
             ...message,
             ...known,
+            content: text.content,
+            edited_at: text.edited_at,
             delivered: known.delivered || message.delivered,
             read: known.read || message.read,
           }
@@ -641,7 +657,7 @@ export class RealtimeStore {
   taskChanged(frame) {
     const task = this.tasks.get(frame.task_id);
     if (!task) return;
-    if (task.live && task.live.timestamp > frame.timestamp) return;
+    if (task.live && Date.parse(task.live.timestamp) > Date.parse(frame.timestamp)) return;
     task.live = frame;
     this.changedTask(frame.task_id);
   }
@@ -649,7 +665,8 @@ export class RealtimeStore {
   changedTask(id) {
     const task = this.tasks.get(id);
     // The newer of the REST row and the last live change wins.
-    const live = task.live && (!task.task || task.live.timestamp >= task.task.updated_at) ? task.live : null;
+    const newer = task.live && (!task.task || Date.parse(task.live.timestamp) >= Date.parse(task.task.updated_at));
+    const live = newer ? task.live : null;
     const snapshot = {
       id,
       task: task.task,

@@ -216,6 +216,29 @@ test("edits apply in place and deletions remove, even before the history page ar
   act(() => client.close());
 });
 
+test("after resync_required the history page replaces what it covers: gap edits and deletions show", async () => {
+  const client = newClient();
+  let page = { next: null, previous: null, results: [historyRow({ message_id: 51 }), historyRow({ message_id: 50 })] };
+  const rest = fakeRest({ "/api/chat/messages/": () => page });
+  app(client, rest, h(Messages, { target: { with: 2 } }));
+  const ws = await connected(client, { lastSeq: 0 });
+  await tick();
+  assert.deepEqual(shown(), ["50:message 50:-", "51:message 51:-"]);
+  // Away past retention: 50 was deleted and 51 edited meanwhile, and no frame says so.
+  page = {
+    next: null,
+    previous: null,
+    results: [
+      historyRow({ message_id: 52 }),
+      historyRow({ message_id: 51, content: "edited", edited_at: "2026-12-06T01:00:00Z" }),
+    ],
+  };
+  ws.deliver({ type: "resync_required" });
+  await tick();
+  assert.deepEqual(shown(), ["51:edited:-", "52:message 52:-"]);
+  act(() => client.close());
+});
+
 /** An empty conversation on screen; returns `send(text)`, which answers the frame as sent. */
 function emptyChat(client, target) {
   const rest = fakeRest({ "/api/chat/messages/": { next: null, previous: null, results: [] } });
