@@ -4,9 +4,13 @@ import { afterEach, test } from "node:test";
 import { act, cleanup, render, screen, waitFor } from "@testing-library/react";
 import { StrictMode, createElement as h, useState } from "react";
 import { RealtimeProvider, storeFor, useConversation, useNotifications, useRealtime, useTask } from "../src/index.js";
-import { FakeSocket, chatFrame, connected, fakeRest, historyRow, newClient } from "../testing/fake.js";
+import { FakeSocket, badFrames, chatFrame, connected, fakeRest, historyRow, newClient } from "../testing/fake.js";
 
-afterEach(() => cleanup());
+afterEach(() => {
+  cleanup();
+  // Every frame sent in the test is one the protocol document allows.
+  assert.deepEqual(badFrames.splice(0), []);
+});
 
 const tick = (ms = 5) => act(() => new Promise((resolve) => setTimeout(resolve, ms)));
 

@@ -2,6 +2,10 @@
 // QWRealtime (/static/qw-realtime.js) on top of it, and canned REST answers.
 import { act } from "@testing-library/react";
 import { QWRealtime } from "../../../realtime/static/qw-realtime.js";
+import { clientFrameProblems } from "./schemas.js";
+
+/** Frames the bindings sent that docs/asyncapi.yaml does not allow (the tests assert none). */
+export const badFrames = [];
 
 export class FakeSocket {
   static instances = [];
@@ -15,7 +19,9 @@ export class FakeSocket {
   }
 
   send(text) {
-    this.sent.push(JSON.parse(text));
+    const frame = JSON.parse(text);
+    badFrames.push(...clientFrameProblems(frame));
+    this.sent.push(frame);
   }
 
   close(code = 1000) {
