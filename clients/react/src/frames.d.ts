@@ -131,6 +131,10 @@ seq: Seq
 message_id: Id
 content: string
 edited_at: Timestamp
+/**
+ * As on `chat_message`, the members the new text mentions (SPEC §11).
+ */
+mentions?: Id[]
 }
 /**
  * Deleted by its sender or staff, or hidden by moderation; it leaves history.
