@@ -71,6 +71,7 @@ def test_frames_of_sections_10_and_11_validate(schemas):
         "message_id": 17,
         "content": "hi @bob!",
         "edited_at": "2026-12-06T00:01:00Z",
+        "mentions": [2],
     }
     read = {"type": "conversation_read", "seq": 6, "room": 3, "last_read_message_id": 17}
     mention = {
