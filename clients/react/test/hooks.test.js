@@ -243,6 +243,38 @@ test("after resync_required the history page replaces what it covers: gap edits 
   act(() => client.close());
 });
 
+test("older pages load through the cursor; a read on another device clears the unread count", async () => {
+  const client = newClient();
+  const rest = fakeRest({
+    // DRF's cursor links are absolute, with whatever host the server saw.
+    "/api/chat/messages/": (path) =>
+      path.includes("cursor=")
+        ? { next: null, previous: null, results: [historyRow({ message_id: 3 })] }
+        : {
+            next: "http://127.0.0.1:8000/api/chat/messages/?cursor=abc&with=2",
+            previous: null,
+            results: [historyRow({ message_id: 5 }), historyRow({ message_id: 4 })],
+          },
+  });
+  let chat;
+  function Chat() {
+    chat = useConversation({ with: 2 });
+    return h("p", null, `${chat.messages.map((m) => m.message_id).join(",")} unread ${chat.unread}`);
+  }
+  app(client, rest, h(Chat));
+  const ws = await connected(client, { lastSeq: 0 });
+  await tick();
+  await screen.findByText("4,5 unread 2");
+  assert.equal(chat.hasMore, true);
+  await act(() => chat.loadOlder());
+  await screen.findByText("3,4,5 unread 3");
+  assert.equal(chat.hasMore, false);
+  assert.equal(rest.calls.at(-1).path, "/api/chat/messages/?cursor=abc&with=2");
+  ws.deliver({ type: "conversation_read", seq: 1, with: 2, last_read_message_id: 4 });
+  await screen.findByText("3,4,5 unread 1");
+  act(() => client.close());
+});
+
 /** An empty conversation on screen; returns `send(text)`, which answers the frame as sent. */
 function emptyChat(client, target) {
   const rest = fakeRest({ "/api/chat/messages/": { next: null, previous: null, results: [] } });
