@@ -124,6 +124,10 @@ async def test_frames_a_test_receives_are_counted_and_a_mismatch_fails_it(amake_
         before[1] + 1,
     )
 
+    harness = recorder.harness
+    recorder.check('{"type": "test_barrier", "nonce": 0}')  # conftest's barrier: not checked
+    assert (recorder.harness, recorder.take_mismatches()) == (harness + 1, [])
+
     recorder.check('{"type": "pong"}')
     with pytest.raises(pytest.fail.Exception, match="'timestamp' is a required property"):
         frames._fail_on_mismatch(_Item(), "received by the test")

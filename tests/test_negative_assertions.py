@@ -20,7 +20,8 @@ async def test_assert_nothing_fails_on_a_frame_sent_before_the_barrier(amake_use
     alice = await amake_user("alice")
     socket = await open_socket(token=token_for(alice))
     await sync_to_async(send_ephemeral_rollback_unsafe)(
-        [user_group(alice.id)], {"type": "typing", "sender_id": 1}
+        [user_group(alice.id)],
+        {"type": "typing_indicator", "sender_id": 1, "receiver_id": alice.id, "is_typing": True},
     )
-    with pytest.raises(AssertionError, match=r"expected nothing, got \{'type': 'typing'"):
+    with pytest.raises(AssertionError, match=r"expected nothing, got \{'type': 'typing_indicator'"):
         await socket.assert_nothing()
