@@ -84,7 +84,10 @@ MYPY_FILES := \
 	realtime/frames.py realtime/publisher.py realtime/outbox.py realtime/transport.py \
 	realtime/heartbeats.py realtime/faults.py servers/request_head.py \
 	realtime/batching.py realtime/redis_connection.py \
-	chat/attachments.py chat/mentions.py chat/edits.py testkit/frames.py
+	chat/attachments.py chat/mentions.py chat/edits.py testkit/frames.py \
+	notifications/offline.py notifications/preferences.py notifications/webpush.py \
+	notifications/mail.py notifications/push_subscriptions.py notifications/worker.py \
+	notifications/subjects.py
 
 # nginx (Debian's, run as our own child with a generated config) in front of N processes.
 N ?= 2
@@ -96,7 +99,7 @@ lint: $(BIN)/.installed node_modules/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy $(MYPY_FILES)
-	npx --no-install biome lint realtime/static demo/static tests/js scripts clients/react
-	npx --no-install biome format realtime/static demo/static tests/js scripts clients/react
+	npx --no-install biome lint realtime/static notifications/static demo/static tests/js scripts clients/react
+	npx --no-install biome format realtime/static notifications/static demo/static tests/js scripts clients/react
 	node scripts/validate-asyncapi.mjs docs/asyncapi.yaml
 	$(BIN)/lint-imports

@@ -19,6 +19,7 @@ from chat.models import (
     Room,
     RoomMembership,
 )
+from notifications.preferences import muted_conversations
 
 _STATE = ConversationState._meta.db_table
 _MEMBERSHIPS = RoomMembership._meta.db_table
@@ -152,6 +153,7 @@ class Conversation:
     room: Room | None
     last_message: ChatMessage | None
     unread_count: int
+    muted: bool = False  # no push or email from it (SPEC §10); still counted as unread
 
     @property
     def kind(self) -> str:
@@ -165,7 +167,8 @@ class Conversation:
 
 
 def conversations_of_user(*, user_id: int) -> list[Conversation]:
-    """Every conversation of the user, most recent activity first, in one query.
+    """Every conversation of the user, most recent activity first, in two queries
+    (the conversations, the user's mutes).
 
     Read from the user's conversation state (one row per counterpart or room,
     kept by every write): the cost follows the number of conversations, not
@@ -180,13 +183,19 @@ def conversations_of_user(*, user_id: int) -> list[Conversation]:
             *(Prefetch(f"last_message__{p.prefetch_through}", p.queryset) for p in _EXTRAS)
         )
     )
+    muted_users, muted_rooms = muted_conversations(user_id=user_id)
     conversations = []
     for state in states:
         message = state.last_message
         if state.room is None and message is None:  # deleted since it was recorded
             continue
+        muted = (
+            state.room_id in muted_rooms
+            if state.room_id is not None
+            else state.counterpart_id in muted_users
+        )
         conversations.append(
-            Conversation(state.counterpart, state.room, message, state.unread_count)
+            Conversation(state.counterpart, state.room, message, state.unread_count, muted)
         )
     conversations.sort(key=Conversation.activity_key, reverse=True)
     return conversations

@@ -188,6 +188,7 @@ class ConversationSerializer(serializers.Serializer):
     room = RoomBriefSerializer(allow_null=True)
     last_message = MessageSerializer(allow_null=True)
     unread_count = serializers.IntegerField()
+    muted = serializers.BooleanField(help_text="muted: no push or email from it (SPEC §10)")
 
 
 class RoomSerializer(serializers.Serializer):

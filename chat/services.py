@@ -35,6 +35,7 @@ from chat.state import (
     state_room_left,
     state_room_recount,
 )
+from notifications.offline import away_among_or_nobody, deliveries_for_direct_messages
 from realtime.bulk_sql import execute_returning, fetch, ids_where_in
 from realtime.domain_errors import ContentInvalid, ContentNotText, ContentTooLarge
 from realtime.outbox import (
@@ -152,14 +153,25 @@ def _insert_messages(rows: list[tuple], now: datetime) -> list[tuple[int, int, s
     )
 
 
-def messages_send_batch(requests: Sequence[SendRequest]) -> list[SendResult]:
+def direct_receivers(requests: Sequence[SendRequest]) -> set[int]:
+    """Receivers of the batch's 1:1 messages: whose presence decides a pending delivery."""
+    return {r.receiver_id for r in requests if r.receiver_id not in (None, r.sender_id)}
+
+
+def messages_send_batch(
+    requests: Sequence[SendRequest], *, away: set[int] | None = None
+) -> list[SendResult]:
     """Store and deliver many chat messages in one transaction.
 
     The per-process writer (chat.writer) groups concurrent sends into one call,
     so the cost of a transaction, the seq upsert and the event insert is shared
     by every message in the batch. Results come back in request order.
+    `away`: the 1:1 receivers with no open socket (the writer asks Redis
+    alongside its rate limit); None asks here.
     """
     results: list[SendResult | None] = [None] * len(requests)
+    if away is None:
+        away = away_among_or_nobody(direct_receivers(requests), operation="chat presence")
     now = timezone.now()
     with transaction.atomic():
         # Senders too, in the same query: a socket's user can be deleted or
@@ -276,6 +288,16 @@ def messages_send_batch(requests: Sequence[SendRequest]) -> list[SendResult]:
             (mid, MentionRequest(r.sender_id, r.room_id, r.content), mentioned[mid])
             for mid, r in room_sends
         )
+        if away:
+            deliveries_for_direct_messages(
+                [
+                    (message_id, r.receiver_id)
+                    for message_id, r in new_messages
+                    if r.receiver_id is not None and r.receiver_id != r.sender_id
+                ],
+                away=away,
+                now=now,
+            )
     return results  # type: ignore[return-value]
 
 

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from chat import api, attachments_api
+from chat import api, attachments_api, mutes_api
 
 urlpatterns = [
     path("conversations/", api.ConversationList.as_view(), name="chat-conversations"),
@@ -21,4 +21,5 @@ urlpatterns = [
     ),
     path("rooms/", api.RoomListCreate.as_view(), name="chat-rooms"),
     path("rooms/<int:room_id>/members/", api.RoomMembers.as_view(), name="chat-room-members"),
+    path("mutes/", mutes_api.Mutes.as_view(), name="chat-mutes"),
 ]

@@ -16,7 +16,8 @@ import logging
 from django.conf import settings
 from redis.exceptions import RedisError
 
-from chat.services import SendRequest, SendResult, messages_send_batch
+from chat.services import SendRequest, SendResult, direct_receivers, messages_send_batch
+from notifications.offline import away_among_async
 from realtime import faults, ratelimit
 from realtime.db import run_db
 from realtime.incidents import new_incident_id
@@ -77,31 +78,51 @@ class MessageWriter:
             self.in_flight -= 1
 
     async def _write(self, batch) -> list[SendResult]:
-        """Rate-limit the batch (one Redis call), then store what is allowed."""
-        try:
-            waits = await ratelimit.hit_many(
+        """Rate-limit the batch and ask who of its receivers is away (two Redis
+        calls made concurrently: the batch waits one round trip, not two), then
+        store what is allowed."""
+        limited, away = await asyncio.gather(
+            ratelimit.hit_many(
                 [f"chat:{request.sender_id}" for request, _ in batch],
                 limit=settings.QW_RATE_CHAT_PER_MIN,
                 window_seconds=60,
-            )
-        except (RedisError, OSError) as error:
+            ),
+            away_among_async(direct_receivers([request for request, _ in batch])),
+            return_exceptions=True,
+        )
+        if isinstance(limited, BaseException):
+            if not isinstance(limited, RedisError | OSError):
+                raise limited
             # Redis unreachable: storing still works and clients resume later,
             # so the limit fails open rather than refusing every message.
-            if not faults.report("chat rate limit", error):
+            if not faults.report("chat rate limit", limited):
                 logger.warning(
-                    "rate limit unavailable (%r); batch of %d not limited", error, len(batch)
+                    "rate limit unavailable (%r); batch of %d not limited", limited, len(batch)
                 )
-            waits = [None] * len(batch)
+            limited = [None] * len(batch)
+        if isinstance(away, BaseException):
+            if not isinstance(away, RedisError | OSError):
+                raise away
+            # Presence unknown: nobody is treated as away (no push or email
+            # for this batch) rather than everybody (a push to every open tab).
+            if not faults.report("chat presence", away):
+                logger.warning(
+                    "presence unavailable (%r); batch of %d owes no offline delivery",
+                    away,
+                    len(batch),
+                )
+            away = set()
+        waits = limited
         allowed = [request for (request, _), wait in zip(batch, waits, strict=True) if wait is None]
-        stored = iter(await self._store(allowed) if allowed else [])
+        stored = iter(await self._store(allowed, away) if allowed else [])
         return [
             next(stored) if wait is None else SendResult(error="rate_limited", retry_after=wait)
             for wait in waits
         ]
 
-    async def _store(self, requests: list[SendRequest]) -> list[SendResult]:
+    async def _store(self, requests: list[SendRequest], away: set[int]) -> list[SendResult]:
         try:
-            return await run_db(messages_send_batch)(requests)
+            return await run_db(messages_send_batch)(requests, away=away)
         except Exception as error:  # noqa: BLE001 (retried one by one, each failure logged)
             if len(requests) == 1 or faults.dependency_of(error) is not None:
                 # One by one would fail the same way during an outage.
@@ -110,7 +131,7 @@ class MessageWriter:
         results = []
         for request in requests:
             try:
-                results.append((await run_db(messages_send_batch)([request]))[0])
+                results.append((await run_db(messages_send_batch)([request], away=away))[0])
             except Exception as error:  # noqa: BLE001 (server_error logs it)
                 results.append(server_error("chat send", error))
         return results

@@ -16,7 +16,12 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
 from accounts.services import users_deactivate
-from notifications.models import Notification
+from notifications.models import (
+    Notification,
+    NotificationSettings,
+    PendingDelivery,
+    PushSubscription,
+)
 from notifications.services import announcement_send
 
 User = get_user_model()
@@ -136,3 +141,26 @@ class QuantumWorksUserAdmin(UserAdmin):
             user_ids=user_ids,
             hidden=hidden,
         )
+
+
+# --- offline delivery (SPEC §10): what operators look at when someone says "no email" ---
+@admin.register(NotificationSettings)
+class NotificationSettingsAdmin(admin.ModelAdmin):
+    list_display = ("user", "email", "push", "hide_content", "quiet_start", "quiet_end", "quiet_tz")
+    list_filter = ("email", "push")
+    search_fields = ("user__username",)
+    raw_id_fields = ("user",)
+
+
+@admin.register(PushSubscription)
+class PushSubscriptionAdmin(admin.ModelAdmin):
+    list_display = ("user", "created_at", "last_success_at", "failure_count", "user_agent")
+    search_fields = ("user__username",)
+    raw_id_fields = ("user",)
+
+
+@admin.register(PendingDelivery)
+class PendingDeliveryAdmin(admin.ModelAdmin):
+    list_display = ("user", "channel", "message", "notification", "due_at", "attempts")
+    list_filter = ("channel",)
+    raw_id_fields = ("user", "message", "notification")

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from notifications.events import notification_event, notification_read_event
 from notifications.models import Notification
+from notifications.offline import deliveries_for_notifications
 from realtime.outbox import record_events
 from realtime.selectors import active_users
 
@@ -48,6 +49,7 @@ def notifications_create_bulk(
         # PostgreSQL (and SQLite ≥ 3.35) return the new ids, which the frames carry.
         created = Notification.objects.bulk_create(rows)
         record_events(notification_event(notification) for notification in created)
+        deliveries_for_notifications(created)
     return len(created)
 
 

@@ -15,6 +15,7 @@ from django.dispatch import receiver
 
 from notifications.events import notification_event
 from notifications.models import Notification
+from notifications.offline import deliveries_for_notifications
 from realtime.outbox import record_events
 
 
@@ -29,3 +30,4 @@ def notification_record_event(
     # the row is already committed and the event gets a transaction of its own.
     with transaction.atomic(savepoint=False):
         record_events([notification_event(instance)])
+        deliveries_for_notifications([instance])

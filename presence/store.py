@@ -108,6 +108,7 @@ class Store(Protocol):
     async def due(self, *, limit: int) -> list[int]: ...
     async def is_announced(self, *, user_id: int) -> bool: ...
     def live_among(self, user_ids: Sequence[int]) -> set[int]: ...
+    async def alive_among(self, user_ids: Sequence[int]) -> set[int]: ...
 
 
 class RedisStore:
@@ -155,6 +156,14 @@ class RedisStore:
         if not user_ids:
             return set()
         counts = sync_script(_COUNT_LIVE)(keys=[self._keys(user_id)[0] for user_id in user_ids])
+        return {user_id for user_id, count in zip(user_ids, counts, strict=True) if int(count)}
+
+    async def alive_among(self, user_ids: Sequence[int]) -> set[int]:
+        """`live_among` from the event loop: one EVALSHA."""
+        if not user_ids:
+            return set()
+        keys = [self._keys(user_id)[0] for user_id in user_ids]
+        counts = await async_script(_COUNT_LIVE)(keys=keys)
         return {user_id for user_id, count in zip(user_ids, counts, strict=True) if int(count)}
 
 
@@ -214,6 +223,9 @@ class MemoryStore:
                 for user_id in user_ids
                 if any(expiry > now for expiry in self.sockets.get(user_id, {}).values())
             }
+
+    async def alive_among(self, user_ids: Sequence[int]) -> set[int]:
+        return self.live_among(user_ids)
 
 
 _REDIS = RedisStore()

@@ -217,6 +217,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # email and push share one choice set (SPEC §10): one schema enum, one name.
+    "ENUM_NAME_OVERRIDES": {"NotificationLevelEnum": "notifications.models.Level"},
 }
 
 # --- Realtime ----------------------------------------------------------------
@@ -241,6 +243,38 @@ QW_SOCKET_SEND_TIMEOUT_SECONDS = env.float("QW_SOCKET_SEND_TIMEOUT_SECONDS", def
 QW_HEADER_TIMEOUT_SECONDS = env.float("QW_HEADER_TIMEOUT_SECONDS", default=5)
 DAPHNE_WEBSOCKET_MAX_MESSAGE_SIZE = QW_MAX_FRAME_BYTES
 DAPHNE_WEBSOCKET_MAX_FRAME_SIZE = QW_MAX_FRAME_BYTES
+
+# --- Reaching people who are not on the page (SPEC §10, notifications/) -------
+# Links in emails and pushes start with this (no trailing slash).
+QW_PUBLIC_URL = env.str("QW_PUBLIC_URL", default="http://127.0.0.1:8000").rstrip("/")
+# EMAIL_URL in django-environ's form (smtp://user:pass@host:587, smtp+tls://…);
+# the embedded default prints emails to the console. Providers' HTTP APIs:
+# django-anymail (docs/deployment.md).
+vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="QuantumWorks <noreply@localhost>")
+EMAIL_TIMEOUT = env.float("QW_EMAIL_TIMEOUT_SECONDS", default=10)
+QW_EMAIL_DELAY_SECONDS = env.float("QW_EMAIL_DELAY_SECONDS", default=120)
+# Web Push: the base64url raw 32-byte P-256 private key (as web-push tools print
+# it) and a mailto:/https: contact. Unset in the embedded default: a key is
+# generated into QW_DATA_DIR; unset with DATABASE_URL: Web Push is off.
+QW_VAPID_PRIVATE_KEY = env.str("QW_VAPID_PRIVATE_KEY", default="")
+QW_VAPID_SUBJECT = env.str("QW_VAPID_SUBJECT", default="mailto:admin@localhost")
+QW_PUSH_ALLOW_LOCAL = env.bool("QW_PUSH_ALLOW_LOCAL", default=False)
+QW_PUSH_TTL_SECONDS = env.int("QW_PUSH_TTL_SECONDS", default=86400)
+QW_PUSH_TIMEOUT_SECONDS = env.float("QW_PUSH_TIMEOUT_SECONDS", default=10)
+# The worker (manage.py notify_worker). A claim is held this long: longer than
+# any one send can take (the timeouts above), or a slow send could be retried
+# by another worker while it is still in flight.
+QW_NOTIFY_LEASE_SECONDS = env.float("QW_NOTIFY_LEASE_SECONDS", default=60)
+QW_NOTIFY_POLL_SECONDS = env.float("QW_NOTIFY_POLL_SECONDS", default=5)
+QW_NOTIFY_CONCURRENCY = env.int("QW_NOTIFY_CONCURRENCY", default=8)
+QW_NOTIFY_MAX_ATTEMPTS = env.int("QW_NOTIFY_MAX_ATTEMPTS", default=8)
+# The first retry's delay; each next one doubles (full jitter, capped at an hour).
+QW_NOTIFY_BACKOFF_SECONDS = env.float("QW_NOTIFY_BACKOFF_SECONDS", default=5)
+# The embedded default (SQLite) runs the worker inside the server process.
+QW_NOTIFY_IN_PROCESS = env.bool(
+    "QW_NOTIFY_IN_PROCESS", default=DATABASES["default"]["ENGINE"].endswith("sqlite3")
+)
 
 # --- Deployment: proxy, Redis shards and Sentinel, PgBouncer (docs/deployment.md) ---
 # X-Forwarded-For / -Proto are believed only from these peers (addresses or

@@ -69,6 +69,10 @@ event_rewriters: list[Callable[[EventRows], EventRows]] = []
 pruners: list[Callable[[], str]] = []
 # The apps' URL modules, included by the root urlconf.
 url_patterns: list[Any] = []
+# Started once by each server process (quantumworks/serve.py), after Django is
+# set up: work an app runs beside the sockets (e.g. the embedded default's
+# offline-delivery worker). Each decides from settings whether to run.
+process_services: list[Callable[[], None]] = []
 
 
 def register_frame_handlers(handlers: Mapping[str, FrameHandler]) -> None:
@@ -127,6 +131,15 @@ def rewrite_events(rows: EventRows) -> EventRows:
 
 def register_pruner(prune: Callable[[], str]) -> None:
     pruners.append(prune)
+
+
+def register_process_service(start: Callable[[], None]) -> None:
+    process_services.append(start)
+
+
+def start_process_services() -> None:
+    for start in process_services:
+        start()
 
 
 def register_urls(prefix: str, module: str) -> None:

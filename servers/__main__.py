@@ -43,6 +43,12 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "quantumworks.settings")
+    import django
+
+    django.setup()
+    from realtime import registry
+
+    registry.start_process_services()
     if args.server == "uvicorn":
         from servers import uvicorn
 

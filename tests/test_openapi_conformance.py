@@ -38,8 +38,11 @@ EXAMPLES = int(os.environ.get("QW_SCHEMATHESIS_EXAMPLES", "30"))
 # removed), a refresh token that is not one. A schema cannot state which ids
 # exist, and the API answers such a request with a field error (400, SPEC
 # §7), so for the operations whose bodies carry references 400 is an
-# acceptable answer to a schema-valid request. Everything else about these
-# operations is checked as for any other.
+# acceptable answer to a schema-valid request. The same holds for values a
+# schema cannot state (SPEC §10): a time zone name, quiet hours that start
+# when they end, a mute until a time already past or of oneself, a push
+# endpoint that resolves to a private address, a key not on the P-256 curve.
+# Everything else about these operations is checked as for any other.
 REFERENCES_IN_BODY = [
     ("POST", "/api/auth/logout/"),
     # attachment_ids: ids of the sender's own uploads not yet sent
@@ -48,6 +51,10 @@ REFERENCES_IN_BODY = [
     ("POST", "/api/chat/rooms/{room_id}/members/"),
     ("DELETE", "/api/chat/rooms/{room_id}/members/"),
     ("POST", "/api/tasks/"),
+    ("PATCH", "/api/notification-settings/"),
+    ("POST", "/api/chat/mutes/"),
+    ("DELETE", "/api/chat/mutes/"),
+    ("POST", "/api/push/subscriptions/"),
 ]
 POSITIVE_STATUSES = ["2XX", "3XX", 401, 403, 404, 409, 429]
 

@@ -13,6 +13,7 @@ from prometheus_client import REGISTRY
 from chat.models import ChatMessage
 from chat.services import message_mark_read, message_send, messages_hide, room_create
 from conftest import authed_client, token_for
+from notifications.models import PendingDelivery
 from realtime import redis_client
 from realtime.models import Event
 from testkit.infra import free_port
@@ -106,6 +107,7 @@ def test_room_without_messages_is_listed_without_last_message(trio):
         "room": {"id": room.id, "name": "quiet"},
         "last_message": None,
         "unread_count": 0,
+        "muted": False,
     }
     assert body[1]["user"]["id"] == bob.id
 
@@ -159,8 +161,9 @@ def test_conversations_query_count_does_not_grow_with_conversations(make_user):
         counts[expected] = len(queries)
 
     # the user lookup, one read of the conversation state (with the last messages),
-    # then the last messages' attachments and mentions (SPEC §11), one query each
-    assert counts == {2: 4, 20: 4}
+    # then the last messages' attachments and mentions (SPEC §11), one query each,
+    # and the user's mutes (SPEC §10)
+    assert counts == {2: 5, 20: 5}
 
 
 def test_conversations_need_a_token(api_client):
@@ -467,6 +470,8 @@ def test_rest_send_with_the_rate_limits_redis_down_is_stored_and_counted(
     monkeypatch.setattr(redis_client, "_sync_scripts", {})
     labels = {"kind": "redis", "operation": "chat rate limit"}
     counted = REGISTRY.get_sample_value("qw_faults_total", labels) or 0
+    presence = {"kind": "redis", "operation": "chat presence"}
+    presence_counted = REGISTRY.get_sample_value("qw_faults_total", presence) or 0
     alice, bob, _ = trio
 
     response = authed_client(alice).post(
@@ -477,6 +482,9 @@ def test_rest_send_with_the_rate_limits_redis_down_is_stored_and_counted(
     assert response.status_code == 201
     assert ChatMessage.objects.get(sender=alice).content == "sent anyway"
     assert REGISTRY.get_sample_value("qw_faults_total", labels) == counted + 1
+    # SPEC §10: presence is unknown too; nobody is treated as away, nothing is owed.
+    assert REGISTRY.get_sample_value("qw_faults_total", presence) == presence_counted + 1
+    assert not PendingDelivery.objects.exists()
 
 
 def test_rest_send_needs_a_token(api_client):

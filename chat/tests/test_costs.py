@@ -149,7 +149,8 @@ async def test_concurrent_sends_are_stored_in_one_transaction(pair):
     assert len({result.message_id for result in results}) == 20
     assert await sync_to_async(ChatMessage.objects.filter(sender=alice).count)() == 20
     assert costs.commits == 1
-    assert len(costs.queries) == QUERIES_PER_BATCH, costs.queries
+    # bob has no socket: one more, the INSERT of his pending deliveries (SPEC §10)
+    assert len(costs.queries) == QUERIES_PER_BATCH + 1, costs.queries
 
 
 # --- SPEC §11: what an edit, a delete and a send with attachments cost -------------------
@@ -232,3 +233,33 @@ async def test_an_edit_and_a_delete_cost_fixed_statements_and_one_publish_per_us
     assert len(delete_costs.queries) == 12, delete_costs.queries
     assert delete_costs.commits == 1
     assert delete_costs.redis_commands == ["PUBLISH", "PUBLISH"]
+
+
+# --- what SPEC §10 (offline delivery) adds to a send --------------------------------
+async def send_costs(alice, bob) -> tuple[list[str], list[str]]:
+    with counting() as costs:
+        result = await writer.submit(
+            SendRequest(sender_id=alice.id, receiver_id=bob.id, content="hi", client_msg_id="x")
+        )
+        await settle(costs, "redis_commands")
+    assert result.ok
+    return costs.queries, sorted(costs.redis_commands)
+
+
+async def test_a_message_to_someone_present_adds_one_redis_command_and_no_query(pair, open_socket):
+    alice, bob = pair
+    await warm_up(open_socket, bob)  # bob is on the page (his connect's work settled)
+    queries, redis_commands = await send_costs(alice, bob)
+    assert len(queries) == QUERIES_PER_BATCH, queries
+    assert not any("pendingdelivery" in query for query in queries)
+    # The rate limit and the receivers' presence (one script each, sent
+    # together), then the doorbell to alice's and bob's groups.
+    assert redis_commands == ["EVALSHA", "EVALSHA", "PUBLISH", "PUBLISH"], redis_commands
+
+
+async def test_a_message_to_someone_away_adds_only_the_pending_rows_insert(pair):
+    alice, bob = pair
+    queries, redis_commands = await send_costs(alice, bob)
+    assert len(queries) == QUERIES_PER_BATCH + 1, queries
+    assert "notifications_pendingdelivery" in queries[-1]
+    assert redis_commands == ["EVALSHA", "EVALSHA", "PUBLISH", "PUBLISH"], redis_commands

@@ -213,6 +213,9 @@ async def test_redis_outage_lets_messages_through_unlimited_and_counts_it(
     caplog.set_level(logging.WARNING)
     labels = {"kind": "redis", "operation": "chat rate limit"}
     counted = REGISTRY.get_sample_value("qw_faults_total", labels) or 0
+    # SPEC §10: presence is unknown too, so nobody is treated as away.
+    presence = {"kind": "redis", "operation": "chat presence"}
+    presence_counted = REGISTRY.get_sample_value("qw_faults_total", presence) or 0
     for index in range(5):
         await alice_socket.send(message(bob, f"m{index}"))
         assert (await alice_socket.receive_type("message_sent"))["client_msg_id"] == f"m{index}"
@@ -220,5 +223,6 @@ async def test_redis_outage_lets_messages_through_unlimited_and_counts_it(
     assert [frame["content"] for frame in received] == [f"m{index}" for index in range(5)]
     # Each failure is counted; the fault log writes the outage, not a line per batch.
     assert REGISTRY.get_sample_value("qw_faults_total", labels) - counted == 5
+    assert REGISTRY.get_sample_value("qw_faults_total", presence) - presence_counted == 5
     assert not [r for r in caplog.records if r.name == "chat.writer"]
     assert len([r for r in caplog.records if r.name == "quantumworks.faults"]) <= 1

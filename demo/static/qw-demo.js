@@ -3,6 +3,7 @@
 // notification toasts, and sign-out. Everything user-supplied is put in the
 // page with textContent, never as HTML.
 
+import { syncPush } from "/static/qw-push.js";
 import { QWSharedRealtime } from "/static/qw-shared.js";
 
 const TOKENS_KEY = "qw.tokens";
@@ -185,6 +186,8 @@ export async function startPage(options = {}) {
   const me = meResponse.data;
   document.getElementById("whoami").textContent = me.username;
   document.getElementById("sign-out").addEventListener("click", () => signOut());
+  // This device's push subscription, sent again: the browser may have renewed it.
+  syncPush(api).catch(() => {});
 
   // One socket for all the tabs of this browser (SPEC §8).
   rt = new QWSharedRealtime({

@@ -48,14 +48,15 @@ def shared_server(django_db_setup):
 
 @pytest.fixture
 def server(transactional_db, request):
-    """`server()`: the module's shared process; `server(own=True)` or `server(port)`: a
-    process of this test's own, which it may kill, stop or restart."""
+    """`server()`: the module's shared process; `server(own=True)`, `server(port)` or
+    `server(SETTING="value", …)`: a process of this test's own, which it may kill,
+    stop or restart, or which runs with other settings."""
     started: list[ServerProcess] = []
 
-    def start(port: int | None = None, *, own: bool = False) -> ServerProcess:
-        if port is None and not own:
+    def start(port: int | None = None, *, own: bool = False, **env: str) -> ServerProcess:
+        if port is None and not own and not env:
             return request.getfixturevalue("shared_server")
-        process = ServerProcess(port).start()
+        process = ServerProcess(port, **env).start()
         started.append(process)
         return process
 

@@ -31,6 +31,28 @@ const belongs = (m) =>
       ((m.sender_id === me.id && m.receiver_id === current.id) ||
         (m.sender_id === current.id && m.receiver_id === me.id)));
 
+// SPEC §10: a muted conversation sends no push or email; it still counts as unread.
+const mutedConversations = new Map(); // key → muted
+const muteButton = document.getElementById("mute");
+
+function showMute(contact) {
+  const muted = Boolean(mutedConversations.get(key(contact)));
+  // A toggle button: one name, its state in aria-pressed (and the look).
+  muteButton.hidden = false;
+  muteButton.setAttribute("aria-pressed", String(muted));
+}
+
+muteButton.addEventListener("click", async () => {
+  if (!current) return;
+  const contact = current;
+  const muted = Boolean(mutedConversations.get(key(contact)));
+  const body = contact.kind === "room" ? { room: contact.id } : { with: contact.id };
+  const { ok } = await api("/api/chat/mutes/", { method: muted ? "DELETE" : "POST", body });
+  if (!ok) return;
+  mutedConversations.set(key(contact), !muted);
+  if (current === contact) showMute(contact);
+});
+
 function contactButton(contact, unread) {
   const button = el(
     "button",
@@ -58,6 +80,7 @@ async function loadContacts() {
         ? { kind: "room", id: c.room.id, name: `# ${c.room.name}` }
         : { kind: "user", id: c.user.id, name: c.user.username };
     if (contact.kind === "user") names.set(contact.id, contact.name);
+    mutedConversations.set(key(contact), c.muted);
     list.append(el("li", {}, contactButton(contact, c.unread_count)));
   }
   if (!list.children.length) list.append(el("li", { className: "muted empty", text: "No conversations yet." }));
@@ -273,6 +296,7 @@ async function open(contact) {
   const title = document.getElementById("title");
   title.textContent = contact.name;
   title.classList.remove("muted");
+  showMute(contact);
   text.disabled = false;
   document.getElementById("send").disabled = false;
   attachButton.disabled = false;

@@ -1,6 +1,7 @@
 // The notifications page: the list, live arrivals, read on any device, links followed.
 
 import { api, el, safeLink, startPage } from "/static/qw-demo.js";
+import { currentSubscription, disablePush, enablePush, pushSupported } from "/static/qw-push.js";
 
 const { rt } = await startPage();
 const list = document.getElementById("list");
@@ -54,3 +55,63 @@ document
   .addEventListener("click", () => api("/api/notifications/read-all/", { method: "POST" }));
 await load();
 document.body.dataset.ready = "1";
+
+// --- while I am away (SPEC §10): this device's Web Push and the user's settings ---
+const pushSwitch = document.getElementById("push-device");
+const pushStatus = document.getElementById("push-status");
+if (!pushSupported()) {
+  pushSwitch.disabled = true;
+  pushStatus.textContent = "This browser cannot receive Web Push.";
+} else {
+  pushSwitch.checked = Notification.permission === "granted" && Boolean(await currentSubscription());
+  pushSwitch.addEventListener("change", async () => {
+    pushSwitch.disabled = true;
+    pushStatus.textContent = "";
+    if (pushSwitch.checked) {
+      const problem = await enablePush(api);
+      pushSwitch.checked = !problem;
+      pushStatus.textContent = problem || "This device gets a notification while you are away.";
+    } else {
+      await disablePush(api);
+      pushStatus.textContent = "This device gets no more notifications.";
+    }
+    pushSwitch.disabled = false;
+  });
+}
+
+const form = document.getElementById("settings-form");
+const field = (id) => document.getElementById(id);
+const settingsStatus = field("settings-status");
+
+function showSettings(s) {
+  field("set-email").value = s.email;
+  field("set-push").value = s.push;
+  field("set-hide").checked = s.hide_content;
+  field("quiet-on").checked = Boolean(s.quiet_hours);
+  if (s.quiet_hours) {
+    field("quiet-start").value = s.quiet_hours.start;
+    field("quiet-end").value = s.quiet_hours.end;
+    field("quiet-tz").value = s.quiet_hours.tz;
+  }
+}
+
+form.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const body = {
+    email: field("set-email").value,
+    push: field("set-push").value,
+    hide_content: field("set-hide").checked,
+    quiet_hours: field("quiet-on").checked
+      ? { start: field("quiet-start").value, end: field("quiet-end").value, tz: field("quiet-tz").value }
+      : null,
+  };
+  const { ok, data } = await api("/api/notification-settings/", { method: "PATCH", body });
+  settingsStatus.className = ok ? "muted" : "error";
+  settingsStatus.textContent = ok ? "Saved." : `Not saved: ${JSON.stringify(data)}`;
+  if (ok) showSettings(data);
+});
+
+field("quiet-tz").value = Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
+const current = await api("/api/notification-settings/");
+if (current.ok) showSettings(current.data);
+form.dataset.ready = "1";
