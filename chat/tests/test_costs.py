@@ -199,8 +199,11 @@ async def test_a_send_with_two_attachments_costs_two_statements_more(pair, open_
     assert costs.commits == 1
     # the batch's five, plus the uploads locked (SELECT … FOR UPDATE) and attached (one UPDATE)
     assert len(costs.queries) == QUERIES_PER_BATCH + 2, costs.queries
-    # the rate limit's script, then one publish per user (sender's other tabs, receiver)
-    assert sorted(costs.redis_commands) == ["EVALSHA", "PUBLISH", "PUBLISH"], costs.redis_commands
+    # the rate limit's and the receiver's presence (SPEC §10) scripts, then one
+    # publish per user (sender's other tabs, receiver)
+    assert sorted(costs.redis_commands) == ["EVALSHA", "EVALSHA", "PUBLISH", "PUBLISH"], (
+        costs.redis_commands
+    )
 
 
 async def test_an_edit_and_a_delete_cost_fixed_statements_and_one_publish_per_user(

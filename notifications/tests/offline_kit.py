@@ -203,10 +203,11 @@ class PushService:
                 self.hanging.discard(f"{token}:{payload['body']}")
             self._reply(request, token, 503)  # never counted as delivered
             return
-        if action == 201:
-            with self.lock:
-                self.delivered.append(Delivery(token, payload, headers, time.time()))
+        accepted_at = time.time()
         self._reply(request, token, action)
+        if action == 201:  # after `answered`: whoever sees it delivered sees it answered
+            with self.lock:
+                self.delivered.append(Delivery(token, payload, headers, accepted_at))
 
     def _reply(self, request: BaseHTTPRequestHandler, token: str, status: int) -> None:
         with self.lock:
