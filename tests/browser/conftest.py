@@ -33,29 +33,20 @@ def browser() -> Browser:
         browser.close()
 
 
-@pytest.fixture(scope="module")
-def shared_server(django_db_setup):
-    """One server process for a module's tests that neither stop nor pause it.
-
-    Starting and stopping one costs about 1.5 s; the tests' users, rooms and
-    tasks have ids of their own (the flush between tests keeps the sequences),
-    so the process's Redis state and caches never mix two tests up.
-    """
-    process = ServerProcess().start()
-    yield process
-    process.stop()
-
-
 @pytest.fixture
-def server(transactional_db, request):
-    """`server()`: the module's shared process; `server(own=True)`, `server(port)` or
-    `server(SETTING="value", …)`: a process of this test's own, which it may kill,
-    stop or restart, or which runs with other settings."""
+def server(transactional_db):
+    """`server()`, `server(port)` or `server(SETTING="value", …)`: a process of this test's
+    own, which it may kill, stop or restart.
+
+    Not shared between tests: the flush after a test TRUNCATEs every table, and a
+    process that outlived the test could still be in a transaction (a read receipt
+    the closed page sent last) that deadlocks with it (seen in a clean-clone run).
+    Each process is stopped before the flush. `own=True` is accepted for the tests
+    that say they kill or restart theirs.
+    """
     started: list[ServerProcess] = []
 
     def start(port: int | None = None, *, own: bool = False, **env: str) -> ServerProcess:
-        if port is None and not own and not env:
-            return request.getfixturevalue("shared_server")
         process = ServerProcess(port, **env).start()
         started.append(process)
         return process
