@@ -30,6 +30,7 @@ from chat.models import ChatMessage, Room, RoomMembership
 from chat.state import (
     state_after_hide,
     state_direct_read,
+    state_direct_sends_sql,
     state_record_sends,
     state_room_joined,
     state_room_left,
@@ -102,6 +103,9 @@ ATTACHMENTS_REFUSED = SendResult(error="invalid_message")
 SENDER_INACTIVE = SendResult(error="user_inactive")
 _MESSAGES = ChatMessage._meta.db_table
 _USERS = get_user_model()._meta.db_table
+_COLUMNS = "(sender_id, receiver_id, room_id, content, client_msg_id, created_at, is_hidden)"
+# The unique index settles resends.
+_ON_RESEND = "ON CONFLICT (sender_id, client_msg_id) WHERE client_msg_id IS NOT NULL DO NOTHING"
 
 
 def _room_members_locked(room_ids: set[int]) -> dict[int, list[int]]:
@@ -136,21 +140,61 @@ def _insert_messages(rows: list[tuple], now: datetime) -> list[tuple[int, int, s
     Rows come back in input order; a resend (an existing sender +
     client_msg_id) comes back not at all.
     """
-    conflict = (
-        "ON CONFLICT (sender_id, client_msg_id) WHERE client_msg_id IS NOT NULL DO NOTHING "
-        "RETURNING id, sender_id, client_msg_id"
-    )
-    columns = "(sender_id, receiver_id, room_id, content, client_msg_id, created_at, is_hidden)"
+    conflict = f"{_ON_RESEND} RETURNING id, sender_id, client_msg_id"
     return execute_returning(
-        f"INSERT INTO {_MESSAGES} {columns} "
+        f"INSERT INTO {_MESSAGES} {_COLUMNS} "
         "SELECT s, r, m, c, k, %s, false FROM unnest("
         "%b::bigint[], %b::bigint[], %b::bigint[], %b::text[], %b::text[]) AS x(s, r, m, c, k) "
         f"{conflict}",
         list(zip(*rows, strict=True)),
-        sqlite_sql=f"INSERT INTO {_MESSAGES} {columns} VALUES {{rows}} {conflict}",
+        sqlite_sql=f"INSERT INTO {_MESSAGES} {_COLUMNS} VALUES {{rows}} {conflict}",
         row_template="(%s, %s, %s, %s, %s, %s, 0)",
         extra_params=[connection.ops.adapt_datetimefield_value(now)],
     )
+
+
+def _direct_only(requests: Sequence[SendRequest]) -> bool:
+    """A batch of 1:1 messages without attachments (W2's): one statement stores it."""
+    return connection.vendor == "postgresql" and all(
+        r.receiver_id is not None and not r.attachment_ids for r in requests
+    )
+
+
+def _insert_direct_messages(
+    requests: Sequence[SendRequest], now: datetime
+) -> tuple[set[int], list[tuple[int, int, str | None]]]:
+    """`_direct_only` batches: the active check, the INSERT and the conversation-state
+    upsert in one statement (issue 18: two round trips less per batch).
+
+    Only messages whose sender and receiver are both active are inserted,
+    which is the acceptance rule messages_send_batch applies to the active
+    users returned; the inserted rows come back in input order, as from
+    `_insert_messages`.
+    """
+    db_now = connection.ops.adapt_datetimefield_value(now)
+    rows = fetch(
+        f"WITH active AS (SELECT id FROM {_USERS} WHERE id = ANY(%s) AND is_active), "
+        f"inserted AS (INSERT INTO {_MESSAGES} {_COLUMNS} "
+        "SELECT s, r, NULL, c, k, %s, false FROM unnest("
+        "%b::bigint[], %b::bigint[], %b::text[], %b::text[]) WITH ORDINALITY AS x(s, r, c, k, o) "
+        "WHERE s IN (SELECT id FROM active) AND r IN (SELECT id FROM active) ORDER BY o "
+        f"{_ON_RESEND} RETURNING id, sender_id, receiver_id, client_msg_id), "
+        f"state AS ({state_direct_sends_sql('inserted')}) "
+        "SELECT true, id, sender_id, client_msg_id FROM inserted "
+        "UNION ALL SELECT false, id, NULL, NULL FROM active",
+        [
+            sorted({r.sender_id for r in requests} | {r.receiver_id for r in requests}),
+            db_now,
+            [r.sender_id for r in requests],
+            [r.receiver_id for r in requests],
+            [r.content for r in requests],
+            [r.client_msg_id for r in requests],
+            db_now,
+        ],
+    )
+    active = {user_id for is_message, user_id, _, _ in rows if not is_message}
+    inserted = [(mid, sender, cmid) for is_message, mid, sender, cmid in rows if is_message]
+    return active, inserted
 
 
 def direct_receivers(requests: Sequence[SendRequest]) -> set[int]:
@@ -173,17 +217,21 @@ def messages_send_batch(
     if away is None:
         away = away_among_or_nobody(direct_receivers(requests), operation="chat presence")
     now = timezone.now()
+    fused = _direct_only(requests)
     with transaction.atomic():
         # Senders too, in the same query: a socket's user can be deleted or
         # deactivated a moment before its close reaches the socket.
-        active_users = ids_where_in(
-            _USERS,
-            sorted(
-                {r.receiver_id for r in requests if r.receiver_id is not None}
-                | {r.sender_id for r in requests}
-            ),
-            "is_active",
-        )
+        if fused:
+            active_users, inserted = _insert_direct_messages(requests, now)
+        else:
+            active_users = ids_where_in(
+                _USERS,
+                sorted(
+                    {r.receiver_id for r in requests if r.receiver_id is not None}
+                    | {r.sender_id for r in requests}
+                ),
+                "is_active",
+            )
         room_members = _room_members_locked({r.room_id for r in requests if r.room_id is not None})
 
         accepted: list[int] = []
@@ -204,13 +252,14 @@ def messages_send_batch(
         if not accepted:
             return results  # type: ignore[return-value]
 
-        inserted = _insert_messages(
-            [
-                (r.sender_id, r.receiver_id, r.room_id, r.content, r.client_msg_id)
-                for r in (requests[i] for i in accepted)
-            ],
-            now,
-        )
+        if not fused:
+            inserted = _insert_messages(
+                [
+                    (r.sender_id, r.receiver_id, r.room_id, r.content, r.client_msg_id)
+                    for r in (requests[i] for i in accepted)
+                ],
+                now,
+            )
         # Map returned ids back to requests: by (sender, client_msg_id) where
         # given; rows without one cannot conflict and come back in input order.
         by_key = {(sender, cmid): mid for mid, sender, cmid in inserted if cmid is not None}
@@ -236,20 +285,21 @@ def messages_send_batch(
 
         _answer_resends(requests, duplicates, results, otherwise=SendResult(error="server_error"))
 
-        state_record_sends(
-            direct=[
-                (message_id, r.sender_id, r.receiver_id)
-                for message_id, r in new_messages
-                if r.receiver_id is not None
-            ],
-            room=[
-                (message_id, r.sender_id, r.room_id)
-                for message_id, r in new_messages
-                if r.room_id is not None
-            ],
-            room_members=room_members,
-            now=now,
-        )
+        if not fused:  # the fused statement moved the state already
+            state_record_sends(
+                direct=[
+                    (message_id, r.sender_id, r.receiver_id)
+                    for message_id, r in new_messages
+                    if r.receiver_id is not None
+                ],
+                room=[
+                    (message_id, r.sender_id, r.room_id)
+                    for message_id, r in new_messages
+                    if r.room_id is not None
+                ],
+                room_members=room_members,
+                now=now,
+            )
         attachments_attach(claims)
         room_sends = [(mid, r) for mid, r in new_messages if r.room_id is not None]
         mentioned = dict(

@@ -107,6 +107,24 @@ def state_record_sends(
     )
 
 
+def state_direct_sends_sql(inserted: str) -> str:
+    """PostgreSQL: `state_record_sends` for the 1:1 messages of the CTE `inserted`
+    (columns id, sender_id, receiver_id), to run in the statement of their INSERT.
+
+    The same fold in SQL: per (user, peer) the newest message and the unread
+    increments (the receiver's side counts 1, a message to oneself too),
+    written in (user, peer) order. Takes one parameter, the activity time.
+    """
+    return (
+        f"INSERT INTO {_STATE} {_COLUMNS} "
+        "SELECT u, p, p, NULL, MAX(id), SUM(n), %s FROM ("
+        f"SELECT sender_id AS u, receiver_id AS p, id, 0 AS n FROM {inserted} "
+        f"UNION ALL SELECT receiver_id, sender_id, id, 1 FROM {inserted}"
+        ") AS sides GROUP BY u, p ORDER BY u, p "
+        f"{_UPSERT_SET}"
+    )
+
+
 # --- reads (receipts) --------------------------------------------------------------------
 def state_direct_read(*, user_id: int, counterpart_id: int, newly_read: int) -> None:
     """`newly_read` visible messages from the counterpart were just marked read."""

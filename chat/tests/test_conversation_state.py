@@ -195,6 +195,62 @@ def test_a_batch_moves_the_state_in_one_statement(trio):
     assert_rebuild_matches()
 
 
+def _direct_batch(alice, bob, inactive, tag: str) -> list[SendRequest]:
+    return [
+        SendRequest(sender_id=alice.id, receiver_id=bob.id, content="a", client_msg_id=f"{tag}1"),
+        SendRequest(sender_id=alice.id, receiver_id=inactive.id, content="to a gone user"),
+        SendRequest(sender_id=inactive.id, receiver_id=bob.id, content="from a gone user"),
+        SendRequest(sender_id=bob.id, receiver_id=alice.id, content="no client_msg_id"),
+        SendRequest(sender_id=alice.id, receiver_id=bob.id, content="a", client_msg_id=f"{tag}1"),
+        SendRequest(sender_id=alice.id, receiver_id=alice.id, content="note to self"),
+        SendRequest(sender_id=bob.id, receiver_id=alice.id, content="again, no client_msg_id"),
+    ]
+
+
+def test_a_direct_batch_is_one_statement_and_answers_like_the_general_path(
+    trio, make_user, monkeypatch
+):
+    """Issue 18: 1:1 batches check, insert and move the state in one statement;
+    every answer and the state are what the general path gives."""
+    alice, bob, _ = trio
+    gone = make_user("gone")
+    gone.is_active = False
+    gone.save(update_fields=["is_active"])
+
+    def outcome(results):
+        return [(r.error, r.duplicate, r.message_id is not None) for r in results]
+
+    with CaptureQueriesContext(connection) as queries:
+        fused = messages_send_batch(_direct_batch(alice, bob, gone, "f"), away=set())
+    statements = [q["sql"] for q in queries if q["sql"] not in ("BEGIN", "COMMIT")]
+    # the fused statement, the original of the resend read back, the seq upsert with the events
+    assert len(statements) == 3, statements
+    assert "chat_conversationstate" in statements[0]
+    assert fused[4].message_id == fused[0].message_id
+    # the fused path's message ids come back to the right requests, in order
+    assert fused[3].message_id < fused[5].message_id < fused[6].message_id
+
+    monkeypatch.setattr("chat.services._direct_only", lambda requests: False)
+    general = messages_send_batch(_direct_batch(alice, bob, gone, "g"), away=set())
+    assert (
+        outcome(fused)
+        == outcome(general)
+        == [
+            (None, False, True),
+            ("not_found", False, False),
+            ("user_inactive", False, False),
+            (None, False, True),
+            (None, True, True),
+            (None, False, True),
+            (None, False, True),
+        ]
+    )
+    assert unread(alice, peer=bob) == 4
+    assert unread(alice, peer=alice) == 2
+    assert unread(bob, peer=alice) == 2  # the resends count once
+    assert_rebuild_matches()
+
+
 def test_room_read_receipts_count_only_messages_by_others_after_it(trio):
     alice, bob, carol = trio
     room = room_create(creator_id=alice.id, name="r", member_ids=[bob.id, carol.id])

@@ -24,6 +24,10 @@ pytestmark = pytest.mark.django_db(transaction=True)
 # insert, the conversation-state upsert, and the seq upsert with the event
 # insert (one statement, issue 18).
 QUERIES_PER_BATCH = 4
+# A batch of 1:1 messages without attachments (issue 18): the active check, the
+# messages insert and the state upsert in one statement, then the seq upsert
+# with the event insert.
+QUERIES_PER_DIRECT_BATCH = 2
 BURST = 8
 
 
@@ -135,7 +139,7 @@ async def test_a_chat_message_costs_one_transaction_of_fixed_queries(pair, open_
         frame = await bob_socket.receive_type("chat_message")
     assert frame["message_id"] == ack["message_id"]
     assert costs.commits == 1
-    assert len(costs.queries) == QUERIES_PER_BATCH, costs.queries
+    assert len(costs.queries) == QUERIES_PER_DIRECT_BATCH, costs.queries
 
 
 async def test_concurrent_sends_are_stored_in_one_transaction(pair):
@@ -151,7 +155,7 @@ async def test_concurrent_sends_are_stored_in_one_transaction(pair):
     assert await sync_to_async(ChatMessage.objects.filter(sender=alice).count)() == 20
     assert costs.commits == 1
     # bob has no socket: one more, the INSERT of his pending deliveries (SPEC §10)
-    assert len(costs.queries) == QUERIES_PER_BATCH + 1, costs.queries
+    assert len(costs.queries) == QUERIES_PER_DIRECT_BATCH + 1, costs.queries
 
 
 # --- SPEC §11: what an edit, a delete and a send with attachments cost -------------------
@@ -198,7 +202,7 @@ async def test_a_send_with_two_attachments_costs_two_statements_more(pair, open_
         await settle(costs, "redis_commands")
     assert [a["id"] for a in frame["attachments"]] == ids
     assert costs.commits == 1
-    # the batch's five, plus the uploads locked (SELECT … FOR UPDATE) and attached (one UPDATE)
+    # the general batch's four, plus the uploads locked (SELECT … FOR UPDATE) and attached (one UPDATE)
     assert len(costs.queries) == QUERIES_PER_BATCH + 2, costs.queries
     # the rate limit's and the receiver's presence (SPEC §10) scripts, then one
     # publish per user (sender's other tabs, receiver)
@@ -254,7 +258,7 @@ async def test_a_message_to_someone_present_adds_one_redis_command_and_no_query(
     alice, bob = pair
     await warm_up(open_socket, bob)  # bob is on the page (his connect's work settled)
     queries, redis_commands = await send_costs(alice, bob)
-    assert len(queries) == QUERIES_PER_BATCH, queries
+    assert len(queries) == QUERIES_PER_DIRECT_BATCH, queries
     assert not any("pendingdelivery" in query for query in queries)
     # The rate limit and the receivers' presence (one script each, sent
     # together), then the doorbell to alice's and bob's groups.
@@ -264,6 +268,6 @@ async def test_a_message_to_someone_present_adds_one_redis_command_and_no_query(
 async def test_a_message_to_someone_away_adds_only_the_pending_rows_insert(pair):
     alice, bob = pair
     queries, redis_commands = await send_costs(alice, bob)
-    assert len(queries) == QUERIES_PER_BATCH + 1, queries
+    assert len(queries) == QUERIES_PER_DIRECT_BATCH + 1, queries
     assert "notifications_pendingdelivery" in queries[-1]
     assert redis_commands == ["EVALSHA", "EVALSHA", "PUBLISH", "PUBLISH"], redis_commands
