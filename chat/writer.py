@@ -17,10 +17,11 @@ from django.conf import settings
 from redis.exceptions import RedisError
 
 from chat.services import SendRequest, SendResult, direct_receivers, messages_send_batch
-from notifications.offline import away_among_async
+from notifications.offline import away_among_async, away_among_script
 from realtime import faults, ratelimit
 from realtime.db import run_db
 from realtime.incidents import new_incident_id
+from realtime.redis_client import scripts_together
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +37,26 @@ def server_error(what: str, error: Exception) -> SendResult:
     incident = new_incident_id()
     logger.error("%s failed (incident %s)", what, incident, exc_info=error)
     return SendResult(error="server_error", retry_after=1.0, incident_id=incident)
+
+
+async def _limits_and_presence(
+    keys: list[str], receivers: set[int]
+) -> tuple[list[float | None] | BaseException, set[int] | BaseException]:
+    """The rate limit and the receivers' presence in one EVALSHA (issue 18: one
+    command and no task per batch, where two concurrent calls took two of each).
+    A Redis failure fails both; the caller treats each as before."""
+    rate_call, read_waits = ratelimit.hit_many_script(
+        keys, limit=settings.QW_RATE_CHAT_PER_MIN, window_seconds=60
+    )
+    calls = [rate_call]
+    if receivers:
+        presence_call, read_away = away_among_script(receivers)
+        calls.append(presence_call)
+    try:
+        answers = await scripts_together(calls)
+    except Exception as error:  # noqa: BLE001 (the caller sorts outages from bugs)
+        return error, error if receivers else set()
+    return read_waits(answers[0]), read_away(answers[1]) if receivers else set()
 
 
 class MessageWriter:
@@ -78,18 +99,20 @@ class MessageWriter:
             self.in_flight -= 1
 
     async def _write(self, batch) -> list[SendResult]:
-        """Rate-limit the batch and ask who of its receivers is away (two Redis
-        calls made concurrently: the batch waits one round trip, not two), then
-        store what is allowed."""
-        limited, away = await asyncio.gather(
-            ratelimit.hit_many(
-                [f"chat:{request.sender_id}" for request, _ in batch],
-                limit=settings.QW_RATE_CHAT_PER_MIN,
-                window_seconds=60,
-            ),
-            away_among_async(direct_receivers([request for request, _ in batch])),
-            return_exceptions=True,
-        )
+        """Rate-limit the batch and ask who of its receivers is away (one Redis
+        round trip), then store what is allowed."""
+        keys = [f"chat:{request.sender_id}" for request, _ in batch]
+        receivers = direct_receivers([request for request, _ in batch])
+        limited: list[float | None] | BaseException
+        away: set[int] | BaseException
+        if settings.REDIS_URL:
+            limited, away = await _limits_and_presence(keys, receivers)
+        else:
+            limited, away = await asyncio.gather(
+                ratelimit.hit_many(keys, limit=settings.QW_RATE_CHAT_PER_MIN, window_seconds=60),
+                away_among_async(receivers),
+                return_exceptions=True,
+            )
         if isinstance(limited, BaseException):
             if not isinstance(limited, RedisError | OSError):
                 raise limited

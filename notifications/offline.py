@@ -18,8 +18,9 @@ before a push: someone who came back meanwhile sees the message live.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.utils import timezone
@@ -32,8 +33,9 @@ from notifications.models import (
     NotificationSettings,
     PendingDelivery,
 )
-from presence.store import current_store
+from presence.store import current_store, redis_store
 from realtime import faults
+from realtime.redis_client import ScriptCall
 
 MENTION_TYPE = "mention"  # SPEC §11: created by chat for each mentioned room member
 
@@ -58,6 +60,16 @@ def away_among_or_nobody(user_ids: Iterable[int], *, operation: str) -> set[int]
 async def away_among_async(user_ids: Iterable[int]) -> set[int]:
     ids = sorted(set(user_ids))
     return set(ids) - await current_store().alive_among(ids) if ids else set()
+
+
+def away_among_script(
+    user_ids: Iterable[int],
+) -> tuple[ScriptCall, Callable[[Sequence[Any]], set[int]]]:
+    """`away_among_async` on Redis presence as a script call to run with others
+    (realtime.redis_client.scripts_together), and the reading of its answer."""
+    store = redis_store()
+    ids = sorted(set(user_ids))
+    return store.alive_among_call(ids), lambda counts: set(ids) - store.alive_from(ids, counts)
 
 
 def _rows(

@@ -12,11 +12,12 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from django.conf import settings
 
 from realtime.redis_client import (
+    ScriptCall,
     async_redis,
     async_script,
     presence_announced_key,
@@ -162,8 +163,15 @@ class RedisStore:
         """`live_among` from the event loop: one EVALSHA."""
         if not user_ids:
             return set()
-        keys = [self._keys(user_id)[0] for user_id in user_ids]
-        counts = await async_script(_COUNT_LIVE)(keys=keys)
+        call = self.alive_among_call(user_ids)
+        return self.alive_from(user_ids, await async_script(call.source)(keys=call.keys))
+
+    def alive_among_call(self, user_ids: Sequence[int]) -> ScriptCall:
+        """`alive_among` as a script call to run with others in one round trip."""
+        return ScriptCall(_COUNT_LIVE, [self._keys(user_id)[0] for user_id in user_ids], [])
+
+    @staticmethod
+    def alive_from(user_ids: Sequence[int], counts: Sequence[Any]) -> set[int]:
         return {user_id for user_id, count in zip(user_ids, counts, strict=True) if int(count)}
 
 
@@ -234,3 +242,8 @@ _MEMORY = MemoryStore()
 
 def current_store() -> Store:
     return _REDIS if settings.REDIS_URL else _MEMORY
+
+
+def redis_store() -> RedisStore:
+    """The Redis store itself, for a caller that bundles its script calls (REDIS_URL set)."""
+    return _REDIS

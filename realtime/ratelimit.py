@@ -11,10 +11,12 @@ import threading
 import time
 import uuid
 from collections import defaultdict, deque
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from django.conf import settings
 
-from realtime.redis_client import async_script, rate_key, sync_script
+from realtime.redis_client import ScriptCall, async_script, rate_key, sync_script
 
 # One hit per KEYS[i] (a key may repeat), in order; returns, per hit, 0 when
 # allowed or the seconds until the window has room again.
@@ -46,15 +48,26 @@ async def hit_many(keys: list[str], *, limit: int, window_seconds: float) -> lis
 
     Each result is None when allowed, else the seconds until the window has room.
     """
-    now = time.time()
     if settings.REDIS_URL:
-        nonce = uuid.uuid4().hex[:12]
-        waits = await async_script(_SLIDING_WINDOW)(
-            keys=[rate_key(key) for key in keys],
-            args=[now, window_seconds, limit, *(f"{now}:{nonce}:{i}" for i in range(len(keys)))],
-        )
-        return [_retry_after(float(wait)) for wait in waits]
+        call, read = hit_many_script(keys, limit=limit, window_seconds=window_seconds)
+        return read(await async_script(call.source)(keys=call.keys, args=call.args))
+    now = time.time()
     return [_memory_hit(key, now, limit, window_seconds) for key in keys]
+
+
+def hit_many_script(
+    keys: list[str], *, limit: int, window_seconds: float
+) -> tuple[ScriptCall, Callable[[Sequence[Any]], list[float | None]]]:
+    """`hit_many` on Redis as a script call to run with others
+    (redis_client.scripts_together), and the reading of its answer."""
+    now = time.time()
+    nonce = uuid.uuid4().hex[:12]
+    call = ScriptCall(
+        _SLIDING_WINDOW,
+        [rate_key(key) for key in keys],
+        [now, window_seconds, limit, *(f"{now}:{nonce}:{i}" for i in range(len(keys)))],
+    )
+    return call, lambda waits: [_retry_after(float(wait)) for wait in waits]
 
 
 def hit_sync(key: str, *, limit: int, window_seconds: float) -> float | None:

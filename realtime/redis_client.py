@@ -12,7 +12,9 @@ The counters live on REDIS_URL, or with Sentinel on the first master
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
+from dataclasses import dataclass
 from typing import Any
 
 import redis
@@ -84,6 +86,57 @@ def async_script(source: str) -> AsyncScript:
     if script is None:
         script = _async_scripts[key] = client.register_script(source)
     return script
+
+
+@dataclass(frozen=True)
+class ScriptCall:
+    """One Lua script's call, to run with others in one round trip (`scripts_together`)."""
+
+    source: str
+    keys: list[str]
+    args: list[Any]
+
+
+# Each part runs as a function whose KEYS and ARGV are its own slices: the
+# first 2n ARGV entries are the parts' key and argument counts.
+_BUNDLE_RUN = """
+local n = #parts
+local results, k, a = {}, 0, 2 * n
+for i = 1, n do
+  local nk, na = tonumber(ARGV[i]), tonumber(ARGV[n + i])
+  local keys, args = {}, {}
+  for j = 1, nk do keys[j] = KEYS[k + j] end
+  for j = 1, na do args[j] = ARGV[a + j] end
+  k, a = k + nk, a + na
+  results[i] = parts[i](keys, args)
+end
+return results
+"""
+
+
+@functools.cache
+def _bundle(sources: tuple[str, ...]) -> str:
+    parts = "".join(
+        f"parts[{index}] = function(KEYS, ARGV)\n{source}\nend\n"
+        for index, source in enumerate(sources, start=1)
+    )
+    return f"local parts = {{}}\n{parts}{_BUNDLE_RUN}"
+
+
+async def scripts_together(calls: list[ScriptCall]) -> list[Any]:
+    """Run several scripts in one EVALSHA (one round trip, one command); their
+    results in order. Issue 18: the chat writer's rate limit and presence read."""
+    if len(calls) == 1:
+        call = calls[0]
+        return [await async_script(call.source)(keys=call.keys, args=call.args)]
+    return await async_script(_bundle(tuple(call.source for call in calls)))(
+        keys=[key for call in calls for key in call.keys],
+        args=[
+            *(len(call.keys) for call in calls),
+            *(len(call.args) for call in calls),
+            *(arg for call in calls for arg in call.args),
+        ],
+    )
 
 
 def sync_redis() -> redis.Redis:
