@@ -21,6 +21,7 @@ from notifications.offline import away_among_async, away_among_script
 from realtime import faults, ratelimit
 from realtime.db import run_db
 from realtime.incidents import new_incident_id
+from realtime.publisher import publisher
 from realtime.redis_client import scripts_together
 
 logger = logging.getLogger(__name__)
@@ -57,6 +58,14 @@ async def _limits_and_presence(
     except Exception as error:  # noqa: BLE001 (the caller sorts outages from bugs)
         return error, error if receivers else set()
     return read_waits(answers[0]), read_away(answers[1]) if receivers else set()
+
+
+async def _send_batch(requests: list[SendRequest], away: set[int]) -> list[SendResult]:
+    """Store on a DB thread; publish the committed events from the loop (no hand-off
+    from the thread, realtime.publisher.Publisher.collecting)."""
+    results, messages = await run_db(publisher.collecting(messages_send_batch))(requests, away=away)
+    publisher.publish(messages)
+    return results
 
 
 class MessageWriter:
@@ -145,7 +154,7 @@ class MessageWriter:
 
     async def _store(self, requests: list[SendRequest], away: set[int]) -> list[SendResult]:
         try:
-            return await run_db(messages_send_batch)(requests, away=away)
+            return await _send_batch(requests, away)
         except Exception as error:  # noqa: BLE001 (retried one by one, each failure logged)
             if len(requests) == 1 or faults.dependency_of(error) is not None:
                 # One by one would fail the same way during an outage.
@@ -154,7 +163,7 @@ class MessageWriter:
         results = []
         for request in requests:
             try:
-                results.append((await run_db(messages_send_batch)([request], away=away))[0])
+                results.append((await _send_batch([request], away))[0])
             except Exception as error:  # noqa: BLE001 (server_error logs it)
                 results.append(server_error("chat send", error))
         return results

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
@@ -15,6 +16,8 @@ from realtime import faults, metrics
 logger = logging.getLogger(__name__)
 
 PUBLISH_CONCURRENCY = 64
+Messages = list[tuple[str, dict[str, Any]]]
+Result = TypeVar("Result")
 
 
 class Publisher:
@@ -30,12 +33,41 @@ class Publisher:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.listeners: list[Callable[[list[tuple[str, dict[str, Any]]]], None]] = []
         self._pending: set[asyncio.Future[Any]] = set()
+        self._collecting = threading.local()
+
+    def collecting(self, func: Callable[..., Result]) -> Callable[..., tuple[Result, Messages]]:
+        """`func` for a DB thread, returning what it published with its result.
+
+        Its on_commit publishes are kept, not handed from the thread to the
+        loop: the caller, back on the loop, publishes them (issue 18: the
+        chat writer's batch saves a thread-to-loop hand-off, a wake-up of the
+        loop, per batch). They were committed, so they are published even
+        when `func` raises afterwards.
+        """
+
+        def call(*args: Any, **kwargs: Any) -> tuple[Result, Messages]:
+            collected: Messages = []
+            self._collecting.messages = collected
+            try:
+                result = func(*args, **kwargs)
+            except BaseException:
+                self._collecting.messages = None
+                self.publish(collected)
+                raise
+            self._collecting.messages = None
+            return result, collected
+
+        return call
 
     def bind_loop(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
 
-    def publish(self, messages: list[tuple[str, dict[str, Any]]]) -> None:
+    def publish(self, messages: Messages) -> None:
         if not messages:
+            return
+        collected = getattr(self._collecting, "messages", None)
+        if collected is not None:  # inside `collecting`: the caller publishes them
+            collected.extend(messages)
             return
         for listener in list(self.listeners):
             listener(messages)
