@@ -241,6 +241,11 @@ QW_SOCKET_SEND_TIMEOUT_SECONDS = env.float("QW_SOCKET_SEND_TIMEOUT_SECONDS", def
 # A request head (a WebSocket handshake included) not complete this long after
 # the connection opened is answered 408 and closed (servers/request_head.py).
 QW_HEADER_TIMEOUT_SECONDS = env.float("QW_HEADER_TIMEOUT_SECONDS", default=5)
+# The server process's garbage collector (servers/gc_settings.py, measured there):
+# CPython's defaults are 700, 10, 10.
+QW_GC_THRESHOLDS = tuple(
+    int(value) for value in env.list("QW_GC_THRESHOLDS", default=["20000", "20", "10"])
+)
 DAPHNE_WEBSOCKET_MAX_MESSAGE_SIZE = QW_MAX_FRAME_BYTES
 DAPHNE_WEBSOCKET_MAX_FRAME_SIZE = QW_MAX_FRAME_BYTES
 

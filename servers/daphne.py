@@ -38,6 +38,7 @@ def run(*, host: str, port: int, access_log: bool) -> None:
     from twisted.internet import reactor
 
     from quantumworks.asgi import application
+    from servers.gc_settings import settle_heap
     from servers.http_daphne import QWHTTPFactory
     from servers.shutdown import graceful_stop
     from servers.ws_daphne import QWServer, QWWebSocketFactory
@@ -71,4 +72,5 @@ def run(*, host: str, port: int, access_log: bool) -> None:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     print(f"QuantumWorks Realtime listening on http://{host}:{port}", flush=True)
+    settle_heap()
     server.run()

@@ -34,6 +34,7 @@ def run(*, host: str, port: int, access_log: bool, ws: str | type) -> None:
     from django.conf import settings
 
     from quantumworks.asgi import application
+    from servers.gc_settings import settle_heap
     from servers.http_uvicorn import QWHttpToolsProtocol
     from servers.shutdown import graceful_stop
 
@@ -82,4 +83,6 @@ def run(*, host: str, port: int, access_log: bool, ws: str | type) -> None:
         forwarded_allow_ips=settings.QW_TRUSTED_PROXIES or None,
     )
     print(f"QuantumWorks Realtime listening on http://{host}:{port} (uvicorn)", flush=True)
-    Server(config).run()
+    server = Server(config)
+    settle_heap()
+    server.run()
