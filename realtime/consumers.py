@@ -16,7 +16,9 @@ from typing import Any
 
 import orjson
 from channels.consumer import get_handler_name
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.layers import get_channel_layer
 from django.conf import settings
 
 from realtime import faults, heartbeats, metrics, registry
@@ -25,6 +27,7 @@ from realtime.db import run_db
 from realtime.domain_errors import DomainError
 from realtime.frames import dumps, event_frame_text
 from realtime.incidents import new_incident_id
+from realtime.mailbox import Mailbox
 from realtime.outbox import BROADCAST_GROUP, user_group
 from realtime.protocol import FrameError, frame_error, query_param
 from realtime.publisher import publisher
@@ -32,6 +35,7 @@ from realtime.selectors import events_after, inbox_last_seq, user_is_active
 from realtime.session.handlers import authenticated_frame
 from realtime.transport import (
     FAST_SEND_EXTENSION,
+    MAILBOX_EXTENSION,
     SEND_BUFFER_EXTENSION,
     SLOW_CONSUMER_CODE,
     FastSend,
@@ -53,7 +57,58 @@ async def close_all_for_restart() -> None:
     )
 
 
+async def _pump(receive, mailbox: Mailbox) -> None:
+    """Moves a server's ASGI events into the mailbox (servers that offer none: daphne, tests)."""
+    while True:
+        message = await receive()
+        mailbox.put_nowait(message)
+        if message["type"] == "websocket.disconnect":
+            return
+
+
 class RealtimeConsumer(AsyncWebsocketConsumer):
+    async def __call__(self, scope, receive, send) -> None:
+        """channels' `__call__`, with one inbox and no task of its own per socket.
+
+        channels runs `await_many_dispatch([receive, channel_receive])`: two
+        tasks per socket waiting on two queues, both tasks recreated after
+        every message (W1 profile: 17 % of the loop in this plumbing). Here
+        the layer puts the socket's queued group messages into the same
+        `Mailbox` the server's `receive` reads (realtime.mailbox), and this
+        task awaits that alone. Under uvicorn the mailbox is the protocol's own
+        queue (servers.ws_uvicorn); elsewhere one task moves the server's
+        events into it. A layer without `open_channel` gets channels' loop.
+        """
+        layer = get_channel_layer(self.channel_layer_alias)
+        open_channel = getattr(layer, "open_channel", None)
+        if open_channel is None:
+            await super().__call__(scope, receive, send)
+            return
+        self.scope = scope
+        self.channel_layer = layer
+        self.base_send = send
+        mailbox = scope.get("extensions", {}).get(MAILBOX_EXTENSION)
+        pump = None
+        if mailbox is None:
+            mailbox = Mailbox()
+            pump = asyncio.ensure_future(_pump(receive, mailbox))
+            receive = mailbox.get
+        self.channel_name = open_channel(mailbox)
+        try:
+            while True:
+                message = await receive()
+                if not message["type"].startswith("websocket."):
+                    # A queued layer message: the fast lane waits until it is
+                    # dispatched (realtime.layers), as after the layer's receive.
+                    self.layer_busy = True
+                await self.dispatch(message)
+        except StopConsumer:
+            pass
+        finally:
+            layer.close_channel(self.channel_name)
+            if pump is not None:
+                pump.cancel()
+
     async def dispatch(self, message: dict[str, Any]) -> None:
         """channels' dispatch, minus its `aclose_old_connections()` per message.
 

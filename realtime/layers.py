@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections import defaultdict
 from typing import Any, Protocol
 
@@ -43,6 +44,7 @@ from channels_redis.pubsub import (
 from channels_redis.utils import _wrap_close, decode_hosts
 
 from realtime import faults, metrics
+from realtime.mailbox import Mailbox
 
 logger = logging.getLogger(__name__)
 _cleanups: set[asyncio.Task] = set()
@@ -181,7 +183,27 @@ class _LoopLayer(RedisPubSubLoopLayer):
 
     async def _subscribe_to_channel(self, channel: str) -> None:
         # Nothing sends to a consumer's own name: the queue is all it needs.
-        self.channels[channel] = asyncio.Queue()
+        self.channels[channel] = Mailbox()
+
+    def open_channel(self, mailbox: Mailbox) -> str:
+        """A consumer's channel name whose messages go into `mailbox` (no SUBSCRIBE, no await).
+
+        The consumer reads the mailbox itself (realtime.consumers) instead of
+        awaiting `receive` in a task of its own, and calls `close_channel` on exit.
+        """
+        channel = f"{self.prefix}specific.{uuid.uuid4().hex}"
+        self.channels[channel] = mailbox
+        return channel
+
+    def close_channel(self, channel: str) -> None:
+        """What channels-redis does when a consumer's `receive` is cancelled on its exit."""
+        self.fast_lanes.pop(channel, None)
+        self.channels.pop(channel, None)
+        shard = self._get_shard(channel)
+        if channel in shard._subscribed_to:
+            task = asyncio.ensure_future(shard.unsubscribe(channel))
+            _cleanups.add(task)
+            task.add_done_callback(_cleanup_done)
 
     async def receive(self, channel):
         if channel not in self.channels:
@@ -190,13 +212,7 @@ class _LoopLayer(RedisPubSubLoopLayer):
         try:
             message = await queue.get()
         except (asyncio.CancelledError, GeneratorExit):
-            self.fast_lanes.pop(channel, None)
-            self.channels.pop(channel, None)
-            shard = self._get_shard(channel)
-            if channel in shard._subscribed_to:
-                task = asyncio.ensure_future(shard.unsubscribe(channel))
-                _cleanups.add(task)
-                task.add_done_callback(_cleanup_done)
+            self.close_channel(channel)
             raise
         lane = self.fast_lanes.get(channel)
         if lane is not None:

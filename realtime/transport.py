@@ -17,6 +17,9 @@ logger = logging.getLogger("quantumworks.ws")
 SEND_BUFFER_EXTENSION = "qw.send_buffer"
 # A `FastSend`: writes a text frame to the socket at once (the fan-out fast lane).
 FAST_SEND_EXTENSION = "qw.fast_send"
+# The `realtime.mailbox.Mailbox` the server's `receive` reads: the channel layer
+# puts the socket's queued group messages into it too (one inbox, one task).
+MAILBOX_EXTENSION = "qw.mailbox"
 SLOW_CONSUMER_CODE = 4008
 
 # After our close, the client has this long to reply before TCP is dropped.

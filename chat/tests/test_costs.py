@@ -110,6 +110,24 @@ async def test_a_connect_sends_three_redis_commands(pair, open_socket):
     assert sorted(costs.redis_commands) == ["EVALSHA", "MGET", "SUBSCRIBE"], costs.redis_commands
 
 
+async def test_an_open_socket_keeps_no_task_of_channels_dispatch_loop(amake_user, open_socket):
+    first, *users = [await amake_user(f"tasks{n}") for n in range(4)]
+    await warm_up(open_socket, first)
+    before = len(asyncio.all_tasks())
+    for user in users:
+        await open_socket(token=token_for(user))
+    loop = asyncio.get_running_loop()
+    deadline, counts = loop.time() + 3, []
+    while loop.time() < deadline and (len(counts) < 3 or len(set(counts[-3:])) > 1):
+        counts.append(len(asyncio.all_tasks()) - before)  # until connect's own work is done
+        await asyncio.sleep(0.1)
+    # Per socket: the consumer's task (the test communicator's application)
+    # and the one moving the test server's events into its mailbox; under
+    # uvicorn the mailbox is the server's own queue, so only the first
+    # (realtime.mailbox). channels' await_many_dispatch kept two more per socket.
+    assert counts[-1] == 2 * len(users), counts
+
+
 async def test_a_burst_of_connects_shares_its_redis_round_trips(amake_user, open_socket):
     first, *users = [await amake_user(f"burst{n}") for n in range(BURST + 1)]
     await warm_up(open_socket, first)
