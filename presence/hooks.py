@@ -79,7 +79,7 @@ async def _best_effort(work: Coroutine[Any, Any, None]) -> None:
 
 
 # --- the consumer's hooks ----------------------------------------------------------
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)  # one per open socket: no __dict__
 class _Connection:
     user_id: int
     socket: str  # the consumer's channel name: unique across processes
@@ -96,8 +96,10 @@ _sweeper: asyncio.Task[None] | None = None
 async def _run(connection: _Connection, work: Coroutine[Any, Any, None]) -> None:
     # Shielded: disconnect cancels the heartbeat task, and a refresh cut off
     # mid-command could still reach Redis after the leave and re-add the socket.
-    connection.pending = asyncio.ensure_future(_best_effort(work))
-    await asyncio.shield(connection.pending)
+    pending = connection.pending = asyncio.ensure_future(_best_effort(work))
+    await asyncio.shield(pending)
+    if connection.pending is pending:
+        connection.pending = None  # done: an open socket keeps no finished task
 
 
 async def _touch_batch(entries: list[tuple[int, str]]) -> list[bool]:

@@ -231,9 +231,12 @@ class QWWebSocketProtocol(WebSocketsSansIOProtocol):
         ):
             return  # the application hears websocket.disconnect next
         await super().send(message)
-        if kind == "websocket.accept":
-            # The handshake's request and response (their header objects, ≈ 2 KiB)
-            # are not read again once the answer has gone.
+        if kind == "websocket.accept" and self.handshake_complete and self.request is not None:
+            # The handshake's request and response (their header objects, ≈ 2.5 KiB)
+            # are not read again once the answer has gone. websockets' parser
+            # keeps the request alive in its generator for the socket's life:
+            # its headers are emptied in place (the scope has its own copy).
+            self.request.headers.clear()
             self.request = self.response = None  # type: ignore[assignment]
         if kind == "websocket.close" and self.close_timer is not None:
             self.close_timer.cancel()
