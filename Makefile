@@ -6,6 +6,11 @@ BIN := $(VENV)/bin
 # work under a fresh cluster's scram pg_hba too (a test credential, not a secret).
 TEST_DATABASE_URL ?= postgres://qw:qw-test-only@127.0.0.1:5432/qw
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
+# Two pytest-xdist workers, each with its own test database (test_qw_gw0, …) and Redis
+# prefix (settings_test); most of the suite waits on servers, browsers and timers, so two
+# workers overlap the waits. A test module stays on one worker (its module fixtures start
+# once); modules go out in collection order, which puts those with slow tests first (conftest.py).
+PYTEST_ARGS ?= -n 2 --dist loadscope --no-loadscope-reorder
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
@@ -48,7 +53,7 @@ clients/react/node_modules/.installed: clients/react/package.json clients/react/
 test: $(BIN)/.installed lint services node_modules/.installed clients/react/node_modules/.installed
 	node --test tests/js/
 	cd clients/react && node --test test/
-	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(BIN)/pytest
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(BIN)/pytest $(PYTEST_ARGS)
 
 # Not part of the suite: capacity and speed of one server process (docs/performance.md), and
 # exactly-once under kills. BENCH_ARGS e.g. "--only w2 --w2-rates 1000 --server daphne".

@@ -133,6 +133,17 @@ _barrier_nonces = itertools.count(1)
 BARRIER_KEY = "test_barrier"
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Modules with a `slow` test first, each module's tests in their own order.
+
+    `make test` hands whole modules to two pytest-xdist workers (`--dist loadscope`,
+    in this order): the long modules start early and the short ones fill in at
+    the end, so neither worker is left alone with a long module.
+    """
+    slow = {item.nodeid.split("::")[0] for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.nodeid.split("::")[0] not in slow)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     # The barrier is the harness's own frame, not the protocol's: the frame check skips it.
     from testkit.frames import recorder

@@ -15,6 +15,12 @@ os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production-use-0123
 os.environ.setdefault("QW_DB_POOL", "0")
 # A prefix of its own per run: parallel runs and leftovers never meet.
 os.environ.setdefault("QW_CHANNEL_PREFIX", f"qwtest{os.getpid()}")
+# Under pytest-xdist (`make test`), each worker is a run of its own: an exported
+# prefix gets the worker's id, as the test database gets its `_gw0` suffix.
+# (A child process of the worker inherits both and keeps the worker's prefix.)
+worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+if not os.environ["QW_CHANNEL_PREFIX"].endswith(worker):
+    os.environ["QW_CHANNEL_PREFIX"] += worker
 # Uploaded files of this run (and of the server processes it starts) in a
 # directory of its own, never in the work tree.
 os.environ.setdefault("QW_DATA_DIR", tempfile.mkdtemp(prefix="qwtest-data-"))

@@ -209,6 +209,30 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
     return result
 
 
+# Under pytest-xdist every worker checks the frames it receives and hands its counts to
+# the controller, which prints the sum: the summary covers the whole suite either way.
+_WORKER_OUTPUT = "qw_frames"
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    output = getattr(session.config, "workeroutput", None)
+    if output is not None:
+        output[_WORKER_OUTPUT] = {
+            "counts": dict(recorder.counts),
+            "harness": recorder.harness,
+            "outside_protocol": recorder.outside_protocol,
+        }
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    worker = getattr(node, "workeroutput", {}).get(_WORKER_OUTPUT)
+    if worker:
+        recorder.counts.update(worker["counts"])
+        recorder.harness += worker["harness"]
+        recorder.outside_protocol += worker["outside_protocol"]
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     counts = recorder.counts
     if not counts:

@@ -139,3 +139,37 @@ class _Item:
 
     def get_closest_marker(self, name: str) -> None:
         return None
+
+
+def test_under_xdist_the_controller_prints_the_sum_of_every_workers_frames(monkeypatch):
+    """A worker hands its counts over at the end of its session; the controller adds them up."""
+    workers = []
+    for counts, harness in (({"pong": 2, "authenticated": 1}, 3), ({"pong": 5}, 0)):
+        worker = frames.FrameRecorder(recorder.schemas)
+        worker.counts.update(counts)
+        worker.harness, worker.outside_protocol = harness, 1
+        session = _Session(workeroutput={})
+        monkeypatch.setattr(frames, "recorder", worker)
+        frames.pytest_sessionfinish(session)
+        workers.append(_Node(workeroutput=session.config.workeroutput))
+
+    controller = frames.FrameRecorder(recorder.schemas)
+    monkeypatch.setattr(frames, "recorder", controller)
+    frames.pytest_sessionfinish(_Session())  # the controller has no workeroutput: nothing to hand
+    for node in workers:
+        frames.pytest_testnodedown(node, None)
+    assert (dict(controller.counts), controller.harness, controller.outside_protocol) == (
+        {"pong": 7, "authenticated": 1},
+        3,
+        2,
+    )
+
+
+class _Session:
+    def __init__(self, **config) -> None:
+        self.config = type("Config", (), config)()
+
+
+class _Node:
+    def __init__(self, workeroutput: dict) -> None:
+        self.workeroutput = workeroutput
