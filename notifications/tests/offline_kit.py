@@ -203,15 +203,23 @@ class PushService:
                 self.hanging.discard(f"{token}:{payload['body']}")
             self._reply(request, token, 503)  # never counted as delivered
             return
-        accepted_at = time.time()
-        self._reply(request, token, action)
-        if action == 201:  # after `answered`: whoever sees it delivered sees it answered
-            with self.lock:
-                self.delivered.append(Delivery(token, payload, headers, accepted_at))
+        # A 201 is recorded before it is sent, as a push service stores a message before it
+        # accepts it: the sender deletes its pending row on the 201, and a test that waits for
+        # no pending rows must then find every delivery here (recording after the reply raced).
+        delivery = Delivery(token, payload, headers, time.time()) if action == 201 else None
+        self._reply(request, token, action, delivery)
 
-    def _reply(self, request: BaseHTTPRequestHandler, token: str, status: int) -> None:
+    def _reply(
+        self,
+        request: BaseHTTPRequestHandler,
+        token: str,
+        status: int,
+        delivery: Delivery | None = None,
+    ) -> None:
         with self.lock:
             self.answered.append((token, status))
+            if delivery is not None:
+                self.delivered.append(delivery)
         try:
             request.send_response(status)
             request.send_header("Content-Length", "0")
