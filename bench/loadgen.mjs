@@ -411,20 +411,50 @@ async function w3() {
 // --- idle: N sockets open and quiet for T s (SPEC heartbeats only) -------------------
 // CPU per idle socket per second of the server and of the PostgreSQL and Redis
 // processes it drives: the heartbeat's whole cost. T spans at least two heartbeats.
+//
+// The server's CPU with no socket at all (its timers and pollers, uvicorn's own
+// loops) is measured first over `baseline_seconds`: divided by N it would
+// inflate the per-socket figure, so both are printed — the gross one (all CPU
+// over the hold / N) and the marginal one ((CPU at N − CPU at 0) / N). The
+// hold starts `settle_seconds` after the last `authenticated` (the connect's
+// tail: presence, subscribes, the GC of its garbage) and is sampled every
+// `window_seconds`, so a reader sees whether a tail or a GC pass is in it.
 async function idle() {
+  const baselineSeconds = config.baseline_seconds ?? 10;
+  const settleSeconds = config.settle_seconds ?? 2;
+  const windowSeconds = config.window_seconds ?? 5;
+  const zeroFrom = sample();
+  await sleep(baselineSeconds * 1000);
+  const zero = usage(zeroFrom, sample());
   const { clients } = await openAll(config.users, config.rate, {});
   const ok = clients.filter((c) => c.state === "open");
-  // The server finishes a connect after `authenticated` (presence): let it land.
-  await sleep(2000);
+  await sleep(settleSeconds * 1000);
   const before = sample();
   log(`${ok.length}/${clients.length} authenticated; idle ${config.hold_seconds}s`);
-  await sleep(config.hold_seconds * 1000);
-  const after = sample();
+  const windows = [];
+  let last = before;
+  const end = before.at + config.hold_seconds * 1000;
+  while (now() < end) {
+    await sleep(Math.min(windowSeconds * 1000, end - now()));
+    const next = sample();
+    const part = usage(last, next);
+    windows.push({
+      t_s: round((next.at - before.at) / 1000, 1),
+      server_us_per_socket_s: ok.length ? round((1e6 * part.server_cpu_s) / ok.length / part.wall_s, 2) : null,
+      services_us_per_socket_s: ok.length ? round((1e6 * part.services_cpu_s) / ok.length / part.wall_s, 2) : null,
+    });
+    last = next;
+  }
+  const after = last;
   const stillOpen = clients.filter((c) => c.state === "open").length;
   await closeAll(clients);
   const run = usage(before, after);
   const perSocketSecond = (seconds) =>
     stillOpen ? round((1e6 * seconds) / stillOpen / run.wall_s, 2) : null;
+  // CPU per second with no socket, taken off before dividing by N.
+  const zeroServer = zero.server_cpu_s / zero.wall_s;
+  const zeroServices = zero.services_cpu_s / zero.wall_s;
+  const marginal = (seconds, base) => perSocketSecond(seconds - base * run.wall_s);
   return {
     sockets: clients.length,
     ok: ok.length,
@@ -433,6 +463,18 @@ async function idle() {
     server_us_per_socket_s: perSocketSecond(run.server_cpu_s),
     services_us_per_socket_s: perSocketSecond(run.services_cpu_s),
     total_us_per_socket_s: perSocketSecond(run.server_cpu_s + run.services_cpu_s),
+    zero_sockets: {
+      wall_s: zero.wall_s,
+      server_ms_per_s: round(1000 * zeroServer, 3),
+      services_ms_per_s: round(1000 * zeroServices, 3),
+    },
+    marginal_server_us_per_socket_s: marginal(run.server_cpu_s, zeroServer),
+    marginal_services_us_per_socket_s: marginal(run.services_cpu_s, zeroServices),
+    marginal_total_us_per_socket_s: marginal(
+      run.server_cpu_s + run.services_cpu_s,
+      zeroServer + zeroServices,
+    ),
+    windows,
     phase: run,
   };
 }

@@ -22,7 +22,10 @@ JSON line per run, then a table.
 - idle: N sockets open and quiet over a hold spanning two heartbeats; CPU per
   idle socket per second of the server, of the PostgreSQL backends of the
   bench database and of `redis-server` (one Redis for every user of the
-  machine: only meaningful on an otherwise quiet machine).
+  machine: only meaningful on an otherwise quiet machine). The same server's
+  CPU with 0 sockets is measured first: the gross figure (all CPU / N) and
+  the marginal one ((CPU at N − CPU at 0) / N) are both printed, and the
+  hold's 5 s windows, which show a connect tail or a GC pass.
 
 Each workload runs twice, ours then the raw limit (bench/rawlimit.py: a bare
 `websockets` server with PyJWT and an INSERT per message, pinned like ours),
@@ -89,6 +92,18 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--idle-rate", type=float, default=500, help="connects per second")
     parser.add_argument(
         "--idle-hold", type=float, default=70, help="seconds measured (two 30 s heartbeats)"
+    )
+    parser.add_argument(
+        "--idle-baseline",
+        type=float,
+        default=10,
+        help="seconds of the server with 0 sockets, measured first (the marginal figure)",
+    )
+    parser.add_argument(
+        "--idle-settle",
+        type=float,
+        default=2,
+        help="seconds after the last connect before the hold is measured",
     )
     parser.add_argument("--port", type=int, default=8150, help="ours; the raw limit port+1, +2")
     parser.add_argument("--db", default="qw_bench", help="the bench's own database (emptied!)")
@@ -338,7 +353,11 @@ def print_table(results: list[dict]) -> None:
                     "",
                     f"{fmt(r['total_us_per_socket_s'], ' µs', 2)} per socket per s "
                     f"(server {fmt(r['server_us_per_socket_s'], '', 2)}, "
-                    f"PostgreSQL+Redis {fmt(r['services_us_per_socket_s'], '', 2)})",
+                    f"PostgreSQL+Redis {fmt(r['services_us_per_socket_s'], '', 2)}); "
+                    f"marginal {fmt(r.get('marginal_total_us_per_socket_s'), ' µs', 2)} "
+                    f"(server {fmt(r.get('marginal_server_us_per_socket_s'), '', 2)}); "
+                    f"0 sockets: server "
+                    f"{fmt(_dig(r, 'zero_sockets.server_ms_per_s'), ' ms/s', 2)}",
                     f"{fmt(r['phase']['loadgen_cpu_pct'], '%')} / n/a",
                 )
             )
@@ -367,7 +386,10 @@ RATIOS = {
     ],
     "w2": [("CPU per message", "server_cpu_us_per_msg", 2.0), ("e2e p99", "e2e_ms.p99", None)],
     "w3": [("all-received p99", "all_received_ms.p99", 2.0)],
-    "idle": [("CPU per idle socket·s", "total_us_per_socket_s", None)],
+    "idle": [
+        ("CPU per idle socket·s", "total_us_per_socket_s", None),
+        ("marginal CPU per idle socket·s", "marginal_total_us_per_socket_s", None),
+    ],
 }
 
 
@@ -456,6 +478,8 @@ def main() -> None:
                     "users": tokens(users),
                     "rate": args.idle_rate,
                     "hold_seconds": args.idle_hold,
+                    "baseline_seconds": args.idle_baseline,
+                    "settle_seconds": args.idle_settle,
                     # Our database's PostgreSQL backends, and Redis (shared: quiet machine only).
                     "services": [
                         {"comm": "postgres", "cmdline": f" {args.db} "},
