@@ -109,6 +109,7 @@ class Dependency:
         self.unlogged = 0  # since the last line
         self.last_line = 0.0
         self.last_error = ""
+        self.last_failure_at = float("-inf")  # monotonic: what the heartbeat trusts after
 
     def failed(self, operation: str, error: BaseException) -> None:
         metrics.FAULTS.labels(self.kind, operation).inc()
@@ -117,6 +118,7 @@ class Dependency:
         with self._lock:
             self.failures += 1
             self.last_error = what
+            self.last_failure_at = now
             if self.down_since is None:
                 self.down_since = now
                 self.failures, self.unlogged, self.last_line = 1, 0, now

@@ -91,14 +91,16 @@ class Publisher:
         layer = get_channel_layer()
         if layer is None:
             return
-        if len(messages) == 1:
-            await self._send_one(layer, *messages[0])
-        elif hasattr(layer, "group_send_many"):
+        # group_send_many even for one message: it records the latest seq of a
+        # durable event in the same round trip (realtime.layers, the heartbeat's check).
+        if hasattr(layer, "group_send_many"):
             try:
                 await layer.group_send_many(messages)
             except Exception as error:  # the database keeps the events; clients catch up
                 if not faults.report("publish", error):
                     logger.exception("publishing %d group messages failed", len(messages))
+        elif len(messages) == 1:
+            await self._send_one(layer, *messages[0])
         else:
             # One message per group here, so their relative order does not
             # matter; bounded so a 10,000-user announcement does not open
