@@ -5,9 +5,11 @@
 A bare `websockets` server with no framework: the same wire protocol as far as
 the load generator uses it (SPEC §5 `authenticated`, `chat_message` +
 `message_sent`, `subscribe` + `subscribed`, `ping` → `pong`, a `heartbeat`
-frame every interval), a PyJWT check of the same access token per connect and
-one INSERT per chat message (psycopg, autocommit). No sequence numbers, no
-replay, no presence, no outbox: what is left is the cost Python, the
+frame and a WebSocket ping every interval, a socket whose ping is unanswered
+at the next heartbeat closed: ours keeps sockets alive the same way), a
+PyJWT check of the same access token per connect and one INSERT per chat
+message (psycopg, autocommit). No sequence numbers, no replay, no presence, no
+outbox: what is left is the cost Python, the
 `websockets` protocol and one database round trip put under any server, so the
 ratio to it says how much the framework and the guarantees add.
 
@@ -20,9 +22,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import signal
 import time
+from collections.abc import Awaitable
 from datetime import UTC, datetime
 from http import HTTPStatus
 
@@ -30,6 +34,7 @@ import jwt
 import orjson
 import psycopg
 from websockets.asyncio.server import ServerConnection, broadcast, serve
+from websockets.exceptions import ConnectionClosed
 
 MAX_FRAME_BYTES = 64 * 1024
 TABLE = "bench_raw_event"
@@ -47,6 +52,7 @@ class RawServer:
         self.sockets: dict[int, set[ServerConnection]] = {}
         self.subscribers: dict[str, set[ServerConnection]] = {}
         self.db: psycopg.AsyncConnection | None = None
+        self.closing: set[asyncio.Future[None]] = set()
 
     async def start_db(self) -> None:
         self.db = await psycopg.AsyncConnection.connect(self.database_url, autocommit=True)
@@ -115,6 +121,8 @@ class RawServer:
         try:
             async for text in ws:
                 await self.on_frame(ws, user_id, text)
+        except ConnectionClosed:
+            pass  # e.g. closed 1011 by the keepalive (heartbeats())
         finally:
             mine.discard(ws)
             if not mine:
@@ -171,10 +179,28 @@ class RawServer:
             await ws.send(orjson.dumps({"type": "pong", "timestamp": now_iso()}).decode())
 
     async def heartbeats(self) -> None:
+        """A heartbeat frame and a ping to every socket; one still unanswered a beat later closes.
+
+        The same keepalive as ours (servers.ws_uvicorn rides its ping on the
+        heartbeat; no ping timer per socket): a silent peer is closed within
+        two heartbeats, so the raw limit pays for the same guarantee.
+        """
+        pongs: dict[ServerConnection, Awaitable[float]] = {}
         while True:
             await asyncio.sleep(self.heartbeat)
             text = orjson.dumps({"type": "heartbeat", "timestamp": now_iso()}).decode()
-            broadcast([ws for group in self.sockets.values() for ws in group], text)
+            sockets = [ws for group in self.sockets.values() for ws in group]
+            broadcast(sockets, text)
+            waiting, pongs = pongs, {}
+            for ws in sockets:
+                pong = waiting.get(ws)
+                if pong is not None and not pong.done():
+                    closing = asyncio.ensure_future(ws.close(1011, "keepalive ping timeout"))
+                    self.closing.add(closing)
+                    closing.add_done_callback(self.closing.discard)
+                    continue
+                with contextlib.suppress(ConnectionClosed):
+                    pongs[ws] = await ws.ping()
 
     # --- the W3 status change: a minimal HTTP/1.1 keep-alive server ---------------
     async def http(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -251,8 +277,8 @@ async def main() -> None:
         process_request=server.process_request,
         compression=None,
         max_size=MAX_FRAME_BYTES,
-        ping_interval=20,
-        ping_timeout=30,
+        ping_interval=None,  # the heartbeat pings (heartbeats()), as ours does
+        ping_timeout=None,
         backlog=2048,
     ):
         print(f"raw limit ready on {args.port} at {time.strftime('%H:%M:%S')}", flush=True)

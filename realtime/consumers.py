@@ -35,6 +35,7 @@ from realtime.selectors import events_after, inbox_last_seq, user_is_active
 from realtime.session.handlers import authenticated_frame
 from realtime.transport import (
     FAST_SEND_EXTENSION,
+    HEARTBEAT_SEND_EXTENSION,
     MAILBOX_EXTENSION,
     SEND_BUFFER_EXTENSION,
     SLOW_CONSUMER_CODE,
@@ -188,6 +189,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         self.fast_ready = False
         extensions = self.scope.get("extensions", {})
         self.fast_send: FastSend | None = extensions.get(FAST_SEND_EXTENSION)
+        self.heartbeat_send: FastSend | None = extensions.get(HEARTBEAT_SEND_EXTENSION)
         if self.fast_send is not None:
             join = getattr(self.channel_layer, "fast_lane_join", None)
             if join is not None:
@@ -472,9 +474,10 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
     def write_now(self, text: str) -> bool:
         """A frame written without awaiting (heartbeats); False: `send` it (checks the budget)."""
         buffer = self.send_buffer
-        if self.fast_send is None or self.closing or (buffer is not None and buffer.paused):
+        write = self.heartbeat_send or self.fast_send
+        if write is None or self.closing or (buffer is not None and buffer.paused):
             return False
-        return self.fast_send(text)
+        return write(text)
 
     def fast_deliver(self, message: dict[str, Any]) -> bool:
         """The layer's fast lane: send a group message now, from the pub/sub reader.

@@ -20,6 +20,11 @@ FAST_SEND_EXTENSION = "qw.fast_send"
 # The `realtime.mailbox.Mailbox` the server's `receive` reads: the channel layer
 # puts the socket's queued group messages into it too (one inbox, one task).
 MAILBOX_EXTENSION = "qw.mailbox"
+
+# A `FastSend` for the heartbeat frame that also carries the server's
+# WebSocket keepalive (servers.ws_uvicorn): a ping rides with each heartbeat,
+# and a socket whose previous ping got no pong by the next heartbeat is closed.
+HEARTBEAT_SEND_EXTENSION = "qw.heartbeat_send"
 SLOW_CONSUMER_CODE = 4008
 
 # After our close, the client has this long to reply before TCP is dropped.

@@ -67,8 +67,10 @@ def run(*, host: str, port: int, access_log: bool, ws: str | type) -> None:
         http=QWHttpToolsProtocol,  # httptools with the request-head limits
         ws=ws,
         ws_max_size=settings.QW_MAX_FRAME_BYTES,
-        ws_ping_interval=20,
-        ws_ping_timeout=30,
+        # The heartbeat wheel pings with each heartbeat (servers.ws_uvicorn); uvicorn's
+        # own keepalive would add two timers and a ping per socket every 20 s.
+        ws_ping_interval=None,
+        ws_ping_timeout=None,
         ws_per_message_deflate=False,
         lifespan="off",
         log_config=None,  # Django's LOGGING (with the token filter) stays in charge

@@ -23,6 +23,13 @@ servers.ws_daphne does for daphne:
   headers) and closes. uvicorn writes websockets' output only when a request
   parsed; a refused one produced no event, so its answer stayed unsent and
   the connection hung open until the client gave up (issue 20).
+- keeps the socket alive from the heartbeat wheel instead of uvicorn's
+  per-socket ping timers (`ws_ping_interval` is off, servers.uvicorn): the
+  heartbeat frame and a WebSocket ping leave in one write (the ASGI
+  extension `qw.heartbeat_send`, both frames built once per tick), and a
+  socket whose ping got no pong by its next heartbeat is failed with 1011
+  (a silent peer is closed within two heartbeat intervals; uvicorn's 20 s +
+  30 s was 50 s). No timer per socket, no frame built per socket;
 - offers the consumer a synchronous write of a text frame (the ASGI
   extension `qw.fast_send`, realtime.layers' fan-out fast lane): the frame
   of a text is built once however many sockets it goes to (server frames
@@ -49,6 +56,7 @@ from websockets.server import ServerProtocol
 from realtime.mailbox import Mailbox
 from realtime.transport import (
     FAST_SEND_EXTENSION,
+    HEARTBEAT_SEND_EXTENSION,
     MAILBOX_EXTENSION,
     SEND_BUFFER_EXTENSION,
     SLOW_CONSUMER_CLOSE_SECONDS,
@@ -64,19 +72,31 @@ INVALID_UTF8_REASON = "invalid_utf8"
 HANDSHAKE_REFUSALS = {RequestLineTooLong: 414, HeaderLineTooLong: 431, TooManyHeaders: 431}
 
 
+# The keepalive ping's payload: one for every socket (a pong is matched by socket).
+KEEPALIVE_PAYLOAD = b"qw-hb"
+KEEPALIVE_PING = Frame(Opcode.PING, KEEPALIVE_PAYLOAD).serialize(mask=False)
+
+
 class _EncodedText:
     """The UTF-8 payload and the unmasked frame of the text last written (a fan-out's one text)."""
 
     text: str | None = None
     payload = b""
     frame = b""
+    frame_and_ping = b""
 
     def of(self, text: str) -> _EncodedText:
         if text is not self.text:
             self.text = text
             self.payload = text.encode()
             self.frame = Frame(Opcode.TEXT, self.payload).serialize(mask=False)
+            self.frame_and_ping = b""
         return self
+
+    def with_ping(self) -> bytes:
+        if not self.frame_and_ping:
+            self.frame_and_ping = self.frame + KEEPALIVE_PING
+        return self.frame_and_ping
 
 
 _encoded = _EncodedText()
@@ -181,17 +201,36 @@ class QWWebSocketProtocol(WebSocketsSansIOProtocol):
             self.scope["extensions"][SEND_BUFFER_EXTENSION] = self.send_buffer
             self.scope["extensions"][FAST_SEND_EXTENSION] = self.write_text_now
             self.scope["extensions"][MAILBOX_EXTENSION] = self.queue
+            self.scope["extensions"][HEARTBEAT_SEND_EXTENSION] = self.write_heartbeat_now
+
+    def start_keepalive(self) -> None:
+        """No timer per socket: the heartbeat wheel pings (write_heartbeat_now)."""
+
+    def _writable(self) -> bool:
+        return not (
+            self.close_sent
+            or self.disconnected
+            or not self.handshake_complete
+            or self.conn.state is not State.OPEN
+            or self.transport.is_closing()
+        )
+
+    def write_heartbeat_now(self, text: str) -> bool:
+        """The heartbeat frame and a keepalive ping in one write; the last ping must be answered."""
+        if self.pending_ping_payload is not None and self._writable():
+            self.keepalive_timeout()  # uvicorn's: close 1011 "keepalive ping timeout"
+            return True  # the application hears websocket.disconnect next
+        if self.conn.extensions or not self._writable():
+            return self.write_text_now(text)  # no ping this time: nothing to time out
+        self.pending_ping_payload = KEEPALIVE_PAYLOAD
+        self.ping_sent_at = self.loop.time()
+        self.transport.write(_encoded.of(text).with_ping())
+        return True
 
     def write_text_now(self, text: str) -> bool:
         """Write one text frame without awaiting; False when the socket cannot take it."""
         conn = self.conn
-        if (
-            self.close_sent
-            or self.disconnected
-            or not self.handshake_complete
-            or conn.state is not State.OPEN
-            or self.transport.is_closing()
-        ):
+        if not self._writable():
             return False
         encoded = _encoded.of(text)
         if conn.extensions:
