@@ -37,7 +37,7 @@ function serverRssBytes() {
 // `comm` and its command line contains `cmdline`: PostgreSQL backends show
 // their database there, so other databases' backends are left out; Redis is
 // one process for everyone, so its figure is only clean on a quiet machine.
-function servicesCpuSeconds() {
+function servicesCpuSeconds(byComm = null) {
   const services = config.services || [];
   if (!services.length) return 0;
   let total = 0;
@@ -51,7 +51,9 @@ function servicesCpuSeconds() {
       const cmdline = readFileSync(`/proc/${name}/cmdline`, "utf8");
       if (!wanted.some((service) => cmdline.includes(service.cmdline))) continue;
       const fields = text.slice(text.lastIndexOf(")") + 2).split(" ");
-      total += (Number(fields[11]) + Number(fields[12])) / config.clk_tck;
+      const seconds = (Number(fields[11]) + Number(fields[12])) / config.clk_tck;
+      total += seconds;
+      if (byComm) byComm[comm] = (byComm[comm] || 0) + seconds;
     } catch {
       // the process ended between the listing and the read
     }
@@ -60,10 +62,12 @@ function servicesCpuSeconds() {
 }
 
 function sample() {
+  const byComm = {};
   return {
     at: now(),
     server_cpu: serverCpuSeconds(),
-    services_cpu: servicesCpuSeconds(),
+    services_cpu: servicesCpuSeconds(byComm),
+    services_by_comm: byComm,
     rss: serverRssBytes(),
     self: process.cpuUsage(),
   };
@@ -77,6 +81,14 @@ function usage(from, to) {
     server_cpu_s: round(to.server_cpu - from.server_cpu, 3),
     server_cpu_pct: round((100 * (to.server_cpu - from.server_cpu)) / wall, 1),
     services_cpu_s: round(to.services_cpu - from.services_cpu, 3),
+    // Each service apart: PostgreSQL is the bench database's own backends,
+    // Redis is shared by everything on the machine.
+    services_by_comm_s: Object.fromEntries(
+      Object.entries(to.services_by_comm || {}).map(([comm, seconds]) => [
+        comm,
+        round(seconds - ((from.services_by_comm || {})[comm] || 0), 3),
+      ]),
+    ),
     loadgen_cpu_s: round(self, 3),
     loadgen_cpu_pct: round((100 * self) / wall, 1),
   };
