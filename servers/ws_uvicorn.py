@@ -220,11 +220,17 @@ class QWWebSocketProtocol(WebSocketsSansIOProtocol):
         if self.pending_ping_payload is not None and self._writable():
             self.keepalive_timeout()  # uvicorn's: close 1011 "keepalive ping timeout"
             return True  # the application hears websocket.disconnect next
-        if self.conn.extensions or not self._writable():
-            return self.write_text_now(text)  # no ping this time: nothing to time out
+        if not self._writable():
+            return False
         self.pending_ping_payload = KEEPALIVE_PAYLOAD
         self.ping_sent_at = self.loop.time()
-        self.transport.write(_encoded.of(text).with_ping())
+        encoded = _encoded.of(text)
+        if self.conn.extensions:  # permessage-deflate: this socket compresses its own copy
+            self.conn.send_text(encoded.payload)
+            self.conn.send_ping(KEEPALIVE_PAYLOAD)
+            self.transport.write(b"".join(self.conn.data_to_send()))
+        else:
+            self.transport.write(encoded.with_ping())
         return True
 
     def write_text_now(self, text: str) -> bool:
