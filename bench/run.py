@@ -264,6 +264,9 @@ class Runner:
                 "--threads",
                 "--rate",
                 "200",
+                # Without it py-spy stops the process for every sample: an idle
+                # run measured 26 µs per socket·s with it, 6.8–10.4 without.
+                "--nonblocking",
                 "--format",
                 "raw",
                 "-o",
