@@ -28,6 +28,10 @@ QUERIES_PER_BATCH = 4
 # messages insert and the state upsert in one statement, then the seq upsert
 # with the event insert.
 QUERIES_PER_DIRECT_BATCH = 2
+# A send's Redis commands, sorted: the rate limit's and the receiver's presence
+# scripts in one EVALSHA, a PUBLISH per user and, in the publishes' pipeline, one
+# ZADD of the users' latest seqs (the heartbeat's catch-up reads them, realtime.heartbeats).
+SEND_REDIS_COMMANDS = ["EVALSHA", "PUBLISH", "PUBLISH", "ZADD"]
 BURST = 8
 
 
@@ -223,8 +227,9 @@ async def test_a_send_with_two_attachments_costs_two_statements_more(pair, open_
     # the general batch's four, plus the uploads locked (SELECT … FOR UPDATE) and attached (one UPDATE)
     assert len(costs.queries) == QUERIES_PER_BATCH + 2, costs.queries
     # the rate limit's and the receiver's presence (SPEC §10) scripts in one call
-    # (issue 18), then one publish per user (sender's other tabs, receiver)
-    assert sorted(costs.redis_commands) == ["EVALSHA", "PUBLISH", "PUBLISH"], costs.redis_commands
+    # (issue 18), then one publish per user (sender's other tabs, receiver) and, in
+    # the same pipeline, the users' latest seqs for the heartbeat's catch-up
+    assert sorted(costs.redis_commands) == SEND_REDIS_COMMANDS, costs.redis_commands
 
 
 async def test_an_edit_and_a_delete_cost_fixed_statements_and_one_publish_per_user(
@@ -247,16 +252,17 @@ async def test_an_edit_and_a_delete_cost_fixed_statements_and_one_publish_per_us
         )
         await bob_socket.receive_type("message_deleted")
         await settle(delete_costs, "redis_commands")
-    # the message locked, updated, the seq upsert with the event insert; one publish per side
+    # the message locked, updated, the seq upsert with the event insert; one publish
+    # per side, with both sides' latest seqs in the same pipeline
     assert len(edit_costs.queries) == 3, edit_costs.queries
     assert edit_costs.commits == 1
-    assert edit_costs.redis_commands == ["PUBLISH", "PUBLISH"]
+    assert edit_costs.redis_commands == ["PUBLISH", "PUBLISH", "ZADD"]
     # the permission read, the rooms and the message locked, its files read and removed,
     # the message hidden and erased, each side's conversation state, the seq upsert with
     # the event insert (with the savepoint of the shared messages_hide around them)
     assert len(delete_costs.queries) == 11, delete_costs.queries
     assert delete_costs.commits == 1
-    assert delete_costs.redis_commands == ["PUBLISH", "PUBLISH"]
+    assert delete_costs.redis_commands == ["PUBLISH", "PUBLISH", "ZADD"]
 
 
 # --- what SPEC §10 (offline delivery) adds to a send --------------------------------
@@ -281,8 +287,8 @@ async def test_a_message_to_someone_present_adds_no_redis_command_and_no_query(p
     assert len(queries) == QUERIES_PER_DIRECT_BATCH, queries
     assert not any("pendingdelivery" in query for query in queries)
     # The rate limit and the receivers' presence (two scripts in one EVALSHA,
-    # issue 18), then the doorbell to alice's and bob's groups.
-    assert redis_commands == ["EVALSHA", "PUBLISH", "PUBLISH"], redis_commands
+    # issue 18), then the doorbell to alice's and bob's groups with their seqs.
+    assert redis_commands == SEND_REDIS_COMMANDS, redis_commands
 
 
 async def test_a_message_to_someone_away_adds_only_the_pending_rows_insert(pair):
@@ -290,4 +296,4 @@ async def test_a_message_to_someone_away_adds_only_the_pending_rows_insert(pair)
     queries, redis_commands = await send_costs(alice, bob)
     assert len(queries) == QUERIES_PER_DIRECT_BATCH + 1, queries
     assert "notifications_pendingdelivery" in queries[-1]
-    assert redis_commands == ["EVALSHA", "PUBLISH", "PUBLISH"], redis_commands
+    assert redis_commands == SEND_REDIS_COMMANDS, redis_commands
