@@ -11,7 +11,7 @@ from asgiref.sync import sync_to_async
 
 from chat.services import message_send
 from conftest import token_for
-from realtime import heartbeats, layers
+from realtime import faults, heartbeats, layers
 from realtime.publisher import publisher
 from testkit.counting import counting
 
@@ -20,6 +20,17 @@ pytestmark = pytest.mark.django_db(transaction=True)
 SOCKETS = 5
 # The statement of realtime.selectors.inbox_last_seqs.
 INBOX_SEQS_SQL = "SELECT user_id, last_seq FROM"
+
+
+@pytest.fixture(autouse=True)
+def no_audit_left_over(monkeypatch):
+    """The wheel and the Redis fault record live as long as the process: an earlier
+    test's shorter interval (an audit scheduled sooner) or Redis outage must not
+    bring an audit's inbox read into this one (seen on an xdist worker)."""
+    monkeypatch.setattr(faults.REDIS, "last_failure_at", float("-inf"))
+    for wheel in heartbeats._wheels.values():
+        monkeypatch.setattr(wheel, "next_audit", float("inf"))
+        monkeypatch.setattr(wheel, "audit_until", float("-inf"))
 
 
 async def _idle_batch(amake_user, open_socket, prefix: str = "idle"):
