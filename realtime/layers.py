@@ -102,9 +102,27 @@ class _Shard(RedisSingleShardConnection):
                 self._to_subscribe = set()
                 self._ensure_redis()
                 self._ensure_receiver()
+                await self._drop_unread_replies()
                 await self._pubsub.subscribe(*channels)
                 self._subscribed_to.update(channels)
             self._to_subscribe = set()
+
+    async def _drop_unread_replies(self) -> None:
+        """A new connection for a pubsub without subscriptions that holds an unread reply.
+
+        redis-py's health-check PING, sent by the reader while subscribed, can be
+        answered after the last UNSUBSCRIBE's confirmation; channels-redis's reader
+        stops reading once nothing is subscribed, so that answer waits in the
+        buffer. The next SUBSCRIBE's own health check (not subscribed: a plain
+        PING) would then read it as its PONG and fail ("Bad response from PING
+        health check": the connect that joined first closed 4011).
+        """
+        pubsub = self._pubsub
+        connection = pubsub.connection if pubsub is not None else None
+        if connection is None or pubsub.subscribed or not connection.is_connected:
+            return
+        if await connection.can_read_destructive():
+            await connection.disconnect()  # rare (the last socket just left): reconnect
 
     async def unsubscribe(self, channel: str) -> None:
         """Join the next UNSUBSCRIBE of this shard (a burst of closes sends one command)."""

@@ -4,7 +4,10 @@ import asyncio
 import uuid
 
 import pytest
-from channels.layers import get_channel_layer
+from channels import DEFAULT_CHANNEL_LAYER
+from channels.layers import channel_layers, get_channel_layer
+
+from testkit import eventually_async
 
 GROUPS = 30
 
@@ -68,3 +71,29 @@ async def test_a_group_left_and_joined_again_in_one_burst_stays_subscribed(monke
     for n, group in enumerate(groups):
         await layer.group_send(group, {"type": "test.message", "n": n})
     assert sorted(await receive_all(layer, two, GROUPS)) == list(range(GROUPS))
+
+
+@pytest.mark.django_db
+async def test_a_health_check_answer_left_unread_is_not_read_as_the_next_subscribes_pong():
+    """The reader stops reading when the last group is left: an answer to its health-check
+    PING that Redis sent after the UNSUBSCRIBE stays in the buffer (CI: a connect closed 4011
+    with "Bad response from PING health check")."""
+    layer = channel_layers.make_backend(DEFAULT_CHANNEL_LAYER)  # shards of its own: none subscribed
+    channel = await layer.new_channel()
+    group = f"p{uuid.uuid4().hex[:8]}"
+    try:
+        await layer.group_add(group, channel)
+        await layer.group_discard(group, channel)
+        loop_layer = layer._get_layer()
+        pubsub = loop_layer._get_shard(loop_layer._get_group_channel_name(group))._pubsub
+        await eventually_async(lambda: not pubsub.subscribed, within=5, what="the group left")
+        connection = pubsub.connection
+        await connection.send_command("PING", pubsub.HEALTH_CHECK_MESSAGE, check_health=False)
+        await eventually_async(connection.can_read_destructive, within=5, what="the answer came")
+        connection.next_health_check = 0  # the next SUBSCRIBE checks the connection first
+
+        await layer.group_add(group, channel)
+        await layer.group_send(group, {"type": "test.message", "n": 1})
+        assert (await receive_all(layer, channel, 1)) == [1]
+    finally:
+        await layer.flush()
