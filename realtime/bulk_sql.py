@@ -39,6 +39,19 @@ def execute_returning(
     """
     if _is_postgres():
         return fetch(postgres_sql, [*extra_params, *[list(column) for column in columns]])
+    return fetch_rows_sqlite(
+        sqlite_sql, columns, row_template=row_template, extra_params=extra_params
+    )
+
+
+def fetch_rows_sqlite(
+    sqlite_sql: str,
+    columns: Sequence[Sequence[Any]],
+    *,
+    row_template: str,
+    extra_params: Sequence[Any] = (),
+) -> list[tuple]:
+    """SQLite's half of `execute_returning`: a `{rows}` slot, `row_template` per row."""
     rows = list(zip(*columns, strict=True))
     sql = sqlite_sql.format(rows=", ".join([row_template] * len(rows)))
     params: list[Any] = []

@@ -102,12 +102,12 @@ class _Shard(RedisSingleShardConnection):
                 self._to_subscribe = set()
                 self._ensure_redis()
                 self._ensure_receiver()
-                await self._drop_unread_replies()
+                await self._reconnect_if_replies_wait()
                 await self._pubsub.subscribe(*channels)
                 self._subscribed_to.update(channels)
             self._to_subscribe = set()
 
-    async def _drop_unread_replies(self) -> None:
+    async def _reconnect_if_replies_wait(self) -> None:
         """A new connection for a pubsub without subscriptions that holds an unread reply.
 
         redis-py's health-check PING, sent by the reader while subscribed, can be

@@ -21,7 +21,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from realtime import registry
-from realtime.bulk_sql import execute_returning, fetch
+from realtime.bulk_sql import fetch, fetch_rows_sqlite
 from realtime.frames import dumps, event_frame_text
 from realtime.models import Event, UserInbox
 from realtime.publisher import publisher
@@ -81,14 +81,11 @@ _RECORD_POSTGRES = (
 def _allocate_seqs(counts: dict[int, int]) -> dict[int, int]:
     """SQLite: reserve `counts[user]` consecutive seqs per user; return the first of each block."""
     user_ids = sorted(counts)
-    rows = execute_returning(
-        _SEQ_UPSERT,
+    rows = fetch_rows_sqlite(
+        f"INSERT INTO {_INBOX} (user_id, last_seq) VALUES {{rows}} "
+        f"ON CONFLICT (user_id) DO UPDATE SET last_seq = {_INBOX}.last_seq + excluded.last_seq "
+        "RETURNING user_id, last_seq",
         [user_ids, [counts[user_id] for user_id in user_ids]],
-        sqlite_sql=(
-            f"INSERT INTO {_INBOX} (user_id, last_seq) VALUES {{rows}} "
-            f"ON CONFLICT (user_id) DO UPDATE SET last_seq = {_INBOX}.last_seq + excluded.last_seq "
-            "RETURNING user_id, last_seq"
-        ),
         row_template="(%s, %s)",
     )
     return {user_id: last_seq - counts[user_id] + 1 for user_id, last_seq in rows}
@@ -166,17 +163,14 @@ def record_events(events: Iterable[DurableEvent]) -> list[RecordedEvent]:
         recorded = _frames(rows, _record_postgres(counts, rows, db_now))
     else:
         recorded = _frames(rows, _allocate_seqs(counts))
-        execute_returning(
-            "",  # SQLite only
+        fetch_rows_sqlite(
+            f"INSERT INTO {_EVENT} (user_id, seq, type, payload, created_at) VALUES {{rows}}",
             [
                 [item.user_id for item in recorded],
                 [item.seq for item in recorded],
                 [item.type for item in recorded],
                 [row[3] for row in rows],
             ],
-            sqlite_sql=(
-                f"INSERT INTO {_EVENT} (user_id, seq, type, payload, created_at) VALUES {{rows}}"
-            ),
             row_template="(%s, %s, %s, %s, %s)",
             extra_params=[db_now],
         )
